@@ -1,0 +1,48 @@
+//! One module per subcommand; each calls the libraries and prints its result.
+
+pub mod convert;
+pub mod inspect;
+
+use whittle_onnx::LoadedModel;
+
+/// Loads a model and reports on stderr what of it could not be kept.
+pub fn load_model(path: &std::path::Path) -> anyhow::Result<LoadedModel> {
+    let loaded = whittle_onnx::load(path)?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {}: {warning}", path.display());
+    }
+    Ok(loaded)
+}
+
+/// Writes data to stdout; unlike `print!`, a closed pipe comes back as an error instead of a panic.
+pub fn emit(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
+/// A byte count for people: `512 B`, `12.3 KiB`, `4.0 MiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn human_bytes_picks_a_readable_unit() {
+        assert_eq!(super::human_bytes(512), "512 B");
+        assert_eq!(super::human_bytes(1536), "1.5 KiB");
+        assert_eq!(super::human_bytes(3 << 30), "3.0 GiB");
+    }
+}
