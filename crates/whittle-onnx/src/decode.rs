@@ -156,7 +156,7 @@ impl Decoder {
         })
     }
 
-    fn attribute(&mut self, proto: &pb::AttributeProto) -> Result<Attribute> {
+    pub(crate) fn attribute(&mut self, proto: &pb::AttributeProto) -> Result<Attribute> {
         let kind = match proto.type_.enum_value() {
             Ok(AttributeType::UNDEFINED) => infer_attribute_type(proto),
             Ok(kind) => kind,
@@ -403,4 +403,98 @@ fn shape(proto: &pb::TensorShapeProto) -> Shape {
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tensor_proto(dtype: DataType, dims: &[i64]) -> pb::TensorProto {
+        pb::TensorProto { name: "t".into(), data_type: dtype.code(), dims: dims.to_vec(), ..Default::default() }
+    }
+
+    fn decode(proto: &pb::TensorProto) -> Tensor {
+        Decoder::new(None).tensor(proto).unwrap()
+    }
+
+    #[test]
+    fn typed_fields_become_packed_little_endian_bytes() {
+        let mut f32s = tensor_proto(DataType::F32, &[2]);
+        f32s.float_data = vec![1.5, -2.0];
+        assert_eq!(decode(&f32s).bytes().unwrap(), [1.5f32.to_le_bytes(), (-2.0f32).to_le_bytes()].concat());
+
+        // f16 bit patterns travel one per int32 entry.
+        let mut f16s = tensor_proto(DataType::F16, &[2]);
+        f16s.int32_data = vec![0x3c00, 0xc000];
+        assert_eq!(decode(&f16s).bytes().unwrap(), [0x00, 0x3c, 0x00, 0xc0]);
+
+        // int8 values are sign-extended in int32_data; the byte keeps the two's complement.
+        let mut i8s = tensor_proto(DataType::I8, &[2]);
+        i8s.int32_data = vec![-1, 5];
+        assert_eq!(decode(&i8s).bytes().unwrap(), [0xff, 0x05]);
+
+        // uint32 travels in uint64_data.
+        let mut u32s = tensor_proto(DataType::U32, &[1]);
+        u32s.uint64_data = vec![0xdead_beef];
+        assert_eq!(decode(&u32s).bytes().unwrap(), 0xdead_beefu32.to_le_bytes());
+
+        // int4 travels already packed, two values per int32 entry.
+        let mut i4s = tensor_proto(DataType::I4, &[3]);
+        i4s.int32_data = vec![0x21, 0x03];
+        assert_eq!(decode(&i4s).bytes().unwrap(), [0x21, 0x03]);
+
+        let mut strings = tensor_proto(DataType::String, &[2]);
+        strings.string_data = vec![b"a".to_vec(), b"bc".to_vec()];
+        assert_eq!(decode(&strings).data, TensorData::Strings(vec![b"a".to_vec(), b"bc".to_vec()]));
+    }
+
+    #[test]
+    fn raw_data_wins_over_typed_fields() {
+        let mut proto = tensor_proto(DataType::F32, &[1]);
+        proto.raw_data = 7.0f32.to_le_bytes().to_vec();
+        assert_eq!(decode(&proto).to_f32_vec(), Some(vec![7.0]));
+    }
+
+    #[test]
+    fn a_tensor_whose_data_does_not_fit_its_dims_is_an_error() {
+        let mut proto = tensor_proto(DataType::F32, &[3]);
+        proto.float_data = vec![1.0];
+        let err = Decoder::new(None).tensor(&proto).unwrap_err();
+        assert!(
+            matches!(&err, DecodeError::Invalid(reason) if reason == "tensor 't': f32 dims [3] need 12 bytes, found 4"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn untyped_attributes_of_old_models_get_their_type_from_the_field_set() {
+        let ints = pb::AttributeProto { name: "pads".into(), ints: vec![1, 1], ..Default::default() };
+        let attribute = Decoder::new(None).attribute(&ints).unwrap();
+        assert_eq!(attribute.value, AttrValue::Ints(vec![1, 1]));
+        let float = pb::AttributeProto { name: "alpha".into(), f: 0.5, ..Default::default() };
+        assert_eq!(Decoder::new(None).attribute(&float).unwrap().value, AttrValue::Float(0.5));
+    }
+
+    #[test]
+    fn external_data_from_memory_has_no_folder() {
+        let mut proto = tensor_proto(DataType::F32, &[1]);
+        proto.data_location = DataLocation::EXTERNAL.into();
+        proto.external_data =
+            vec![pb::StringStringEntryProto { key: "location".into(), value: "w.bin".into(), ..Default::default() }];
+        let err = Decoder::new(None).tensor(&proto).unwrap_err();
+        assert!(matches!(err, DecodeError::ExternalData { ref location, .. } if location == "w.bin"), "{err:?}");
+    }
+
+    #[test]
+    fn external_data_outside_the_model_folder_is_refused() {
+        let mut proto = tensor_proto(DataType::F32, &[1]);
+        proto.data_location = DataLocation::EXTERNAL.into();
+        proto.external_data =
+            vec![pb::StringStringEntryProto { key: "location".into(), value: "../secret".into(), ..Default::default() }];
+        let err = Decoder::new(Some(PathBuf::from("."))).tensor(&proto).unwrap_err();
+        assert!(
+            matches!(err, DecodeError::ExternalData { ref reason, .. } if reason.contains("relative path inside")),
+            "{err:?}"
+        );
+    }
 }

@@ -24,6 +24,11 @@ pub(crate) struct ExternalWriter<'a> {
     pub(crate) len: u64,
 }
 
+/// Field numbers of `AttributeProto.f`, `.i` and `.s` in onnx.proto.
+const FIELD_F: u32 = 2;
+const FIELD_I: u32 = 3;
+const FIELD_S: u32 = 4;
+
 /// Offsets of external tensors are aligned to a page so that runtimes can memory-map them.
 const EXTERNAL_ALIGNMENT: u64 = 4096;
 
@@ -130,16 +135,31 @@ impl<'a> Encoder<'a> {
         };
         let kind = match &attribute.value {
             AttrValue::Undefined => AttributeType::UNDEFINED,
+            // ONNX's schema is proto2, where a scalar set to zero is still present, and the checker
+            // insists on presence; onnx-protobuf is proto3, which omits zeros. Zero values (and
+            // -0.0) are therefore written by hand, under the field numbers of `f`, `i` and `s`.
             AttrValue::Float(value) => {
-                proto.f = *value;
+                if value.to_bits() == 0 || *value == 0.0 {
+                    proto.special_fields.mut_unknown_fields().add_fixed32(FIELD_F, value.to_bits());
+                } else {
+                    proto.f = *value;
+                }
                 AttributeType::FLOAT
             }
             AttrValue::Int(value) => {
-                proto.i = *value;
+                if *value == 0 {
+                    proto.special_fields.mut_unknown_fields().add_varint(FIELD_I, 0);
+                } else {
+                    proto.i = *value;
+                }
                 AttributeType::INT
             }
             AttrValue::String(value) => {
-                proto.s = value.clone();
+                if value.is_empty() {
+                    proto.special_fields.mut_unknown_fields().add_length_delimited(FIELD_S, Vec::new());
+                } else {
+                    proto.s = value.clone();
+                }
                 AttributeType::STRING
             }
             AttrValue::Tensor(tensor) => {
@@ -306,4 +326,35 @@ fn metadata(entries: &[(String, String)]) -> Vec<pb::StringStringEntryProto> {
         .iter()
         .map(|(key, value)| pb::StringStringEntryProto { key: key.clone(), value: value.clone(), ..Default::default() })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use protobuf::Message;
+    use whittle_ir::{AttrValue, Attribute};
+
+    use super::*;
+    use crate::decode::Decoder;
+
+    fn round_trip(value: AttrValue) -> (Vec<u8>, AttrValue) {
+        let attribute = Attribute::new("a", value);
+        let proto = Encoder { external: None }.attribute(&attribute);
+        let bytes = proto.write_to_bytes().unwrap();
+        let parsed = pb::AttributeProto::parse_from_bytes(&bytes).unwrap();
+        (bytes, Decoder::new(None).attribute(&parsed).unwrap().value)
+    }
+
+    #[test]
+    fn zero_scalars_are_written_so_proto2_readers_see_them() {
+        // name "a" (field 1), then the value field, then type (field 20).
+        let (bytes, value) = round_trip(AttrValue::Int(0));
+        assert_eq!(value, AttrValue::Int(0));
+        assert!(bytes.windows(2).any(|pair| pair == [0x18, 0x00]), "i=0 missing from {bytes:?}");
+        let (bytes, value) = round_trip(AttrValue::Float(-0.0));
+        assert_eq!(value, AttrValue::Float(-0.0));
+        assert!(bytes.windows(5).any(|w| w == [0x15, 0, 0, 0, 0x80]), "f=-0.0 missing from {bytes:?}");
+        let (bytes, value) = round_trip(AttrValue::String(Vec::new()));
+        assert_eq!(value, AttrValue::String(Vec::new()));
+        assert!(bytes.windows(2).any(|pair| pair == [0x22, 0x00]), "s=\"\" missing from {bytes:?}");
+    }
 }

@@ -1,0 +1,55 @@
+//! Load -> save -> load gives an equal model, and saving is byte-for-byte deterministic.
+
+use whittle_onnx::{load, save, SaveOptions};
+
+use crate::fixture_models;
+
+#[test]
+fn fixtures_round_trip_to_an_equal_model_and_identical_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    for path in fixture_models() {
+        let loaded = load(&path).unwrap();
+        assert!(loaded.warnings.is_empty(), "{}: {:?}", path.display(), loaded.warnings);
+        loaded.model.validate().unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+        let first = dir.path().join("first.onnx");
+        let second = dir.path().join("second.onnx");
+        save(&loaded.model, &first, &SaveOptions::default()).unwrap();
+        let reloaded = load(&first).unwrap().model;
+        assert_eq!(reloaded, loaded.model, "{} changed in a round trip", path.display());
+        save(&reloaded, &second, &SaveOptions::default()).unwrap();
+        assert_eq!(std::fs::read(&first).unwrap(), std::fs::read(&second).unwrap(), "{}: saves differ", path.display());
+    }
+}
+
+#[test]
+fn saving_in_memory_matches_saving_to_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = &fixture_models()[0];
+    let model = load(path).unwrap().model;
+    let out = dir.path().join("m.onnx");
+    save(&model, &out, &SaveOptions::default()).unwrap();
+    assert_eq!(whittle_onnx::to_bytes(&model).unwrap(), std::fs::read(&out).unwrap());
+    let from_memory = whittle_onnx::load_from_bytes(&std::fs::read(path).unwrap(), path).unwrap().model;
+    assert_eq!(from_memory, model);
+}
+
+#[test]
+fn saving_onto_the_input_model_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.onnx");
+    std::fs::copy(&fixture_models()[0], &input).unwrap();
+    let same_file_other_spelling = dir.path().join(".").join("in.onnx");
+    let err = whittle_onnx::check_not_input(&input, &same_file_other_spelling).unwrap_err();
+    assert!(err.to_string().starts_with("refusing to overwrite the input model"), "{err}");
+    whittle_onnx::check_not_input(&input, &dir.path().join("out.onnx")).unwrap();
+}
+
+#[test]
+fn a_failed_save_leaves_no_partial_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = load(&fixture_models()[0]).unwrap().model;
+    let missing_folder = dir.path().join("no/such/folder/m.onnx");
+    let err = save(&model, &missing_folder, &SaveOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("no/such/folder/m.onnx"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
