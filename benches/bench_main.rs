@@ -1,0 +1,24 @@
+//! Guards load and save speed of ONNX files: a regression in decoding or encoding tensors shows here first.
+
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(name).join("model.onnx")
+}
+
+fn load_and_save(c: &mut Criterion) {
+    for name in ["digits_cnn", "transformer_tiny"] {
+        let path = fixture(name);
+        let bytes = std::fs::read(&path).expect("fixture");
+        c.bench_function(&format!("load/{name}"), |b| {
+            b.iter(|| whittle_onnx::load_from_bytes(&bytes, &path).expect("load"))
+        });
+        let model = whittle_onnx::load(&path).expect("load").model;
+        c.bench_function(&format!("save/{name}"), |b| b.iter(|| whittle_onnx::to_bytes(&model).expect("save")));
+    }
+}
+
+criterion_group!(benches, load_and_save);
+criterion_main!(benches);

@@ -1,0 +1,73 @@
+//! `cargo xtask <task>`: whittle's automation (Python venvs, test data, fixtures, heavy checks, CI).
+
+mod large_model;
+mod python;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  setup        create the pinned interop venv (onnx, onnxruntime) and the ONNX backend test data
+  test         setup, then the whole test suite: cargo test --workspace and large-model
+  large-model  save a generated model over 2 GiB, check it with onnx.checker and ONNX Runtime, delete it
+  fixtures     regenerate fixtures/ with torch and scikit-learn (downloads several GB the first time)
+";
+
+fn main() -> Result<()> {
+    let task = std::env::args().nth(1).unwrap_or_default();
+    let root = workspace_root();
+    match task.as_str() {
+        "setup" => setup(&root),
+        "test" => {
+            setup(&root)?;
+            run(Command::new(env!("CARGO")).args(["test", "--workspace", "--all-targets"]).current_dir(&root))?;
+            large_model::run(&root)
+        }
+        "large-model" => {
+            python::interop_venv(&root)?;
+            large_model::run(&root)
+        }
+        "fixtures" => fixtures(&root),
+        "" | "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown task '{other}'\n{USAGE}"),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives one folder below the root").to_path_buf()
+}
+
+/// The interop venv and the backend test data that the test suite reads.
+fn setup(root: &Path) -> Result<()> {
+    let python = python::interop_venv(root)?;
+    let data = root.join("target/onnx-backend-data");
+    run(Command::new(&python).arg(root.join("xtask/py/backend_data.py")).arg("--out").arg(&data))?;
+    Ok(())
+}
+
+fn fixtures(root: &Path) -> Result<()> {
+    let venv_python = root.join("target/venvs/fixtures/bin/python");
+    if !venv_python.exists() {
+        run(Command::new("bash").arg(root.join("fixtures/generate/setup_venv.sh")))?;
+    }
+    run(Command::new(venv_python).arg(root.join("fixtures/generate/make_fixtures.py")).arg("--out").arg(root.join("fixtures")))
+}
+
+/// Runs a command, failing with its command line when it fails.
+fn run(command: &mut Command) -> Result<()> {
+    let line = format!("{command:?}");
+    eprintln!("$ {line}");
+    let status = command.status().with_context(|| format!("cannot start {line}"))?;
+    if !status.success() {
+        bail!("{line} failed with {status}");
+    }
+    Ok(())
+}
