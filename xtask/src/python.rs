@@ -20,7 +20,9 @@ pub fn interop_venv(root: &Path) -> Result<PathBuf> {
     }
     let system_python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     run(Command::new(system_python).args(["-m", "venv", "--clear"]).arg(&venv))?;
-    run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"]).arg(&requirements_path))?;
+    run(Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(&requirements_path))?;
     std::fs::write(&stamp, requirements)?;
     Ok(python)
 }

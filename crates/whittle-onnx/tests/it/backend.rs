@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use whittle_ir::ModelSummary;
 use whittle_onnx::{load, save, SaveOptions};
 
 use crate::{fixture_models, workspace_root};
@@ -55,6 +56,7 @@ fn backend_test_data_and_fixtures_round_trip_and_match_in_onnx_runtime() {
 
     let mut failures = Vec::new();
     let mut manifest = Vec::new();
+    let mut summaries = Vec::new();
     for (name, dir) in &models {
         let original = dir.join("model.onnx");
         let saved_dir = out.path().join(name);
@@ -62,6 +64,7 @@ fn backend_test_data_and_fixtures_round_trip_and_match_in_onnx_runtime() {
         let saved = saved_dir.join("model.onnx");
         let result = (|| -> Result<(), String> {
             let model = load(&original).map_err(|err| err.to_string())?.model;
+            summaries.push((name.clone(), original.clone(), serde_json::to_value(ModelSummary::new(&model, 0)).unwrap()));
             model.validate().map_err(|err| format!("validate: {err}"))?;
             save(&model, &saved, &SaveOptions::default()).map_err(|err| err.to_string())?;
             let reloaded = load(&saved).map_err(|err| err.to_string())?.model;
@@ -86,6 +89,8 @@ fn backend_test_data_and_fixtures_round_trip_and_match_in_onnx_runtime() {
     }
     assert!(failures.is_empty(), "{} of {} models failed to round-trip:\n{}", failures.len(), models.len(), failures.join("\n"));
 
+    compare_summaries_with_onnx(&python, &root, out.path(), &summaries);
+
     let manifest_path = out.path().join("manifest.json");
     std::fs::write(&manifest_path, serde_json::to_string(&manifest).unwrap()).unwrap();
     let script = root.join("xtask/py/interop_check.py");
@@ -93,4 +98,24 @@ fn backend_test_data_and_fixtures_round_trip_and_match_in_onnx_runtime() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     eprintln!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "onnx.checker / ONNX Runtime found differences:\n{stdout}");
+}
+
+/// `whittle inspect`'s numbers for every model equal those the onnx Python package computes.
+fn compare_summaries_with_onnx(python: &Path, root: &Path, out: &Path, summaries: &[(String, PathBuf, serde_json::Value)]) {
+    let listing = out.join("summaries.txt");
+    let paths: Vec<String> = summaries.iter().map(|(_, path, _)| path.display().to_string()).collect();
+    std::fs::write(&listing, paths.join("\n")).unwrap();
+    let output = Command::new(python).arg(root.join("xtask/py/summarize.py")).arg("--list").arg(&listing).output().unwrap();
+    assert!(output.status.success(), "summarize.py: {}", String::from_utf8_lossy(&output.stderr));
+    let expected: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(expected.len(), summaries.len());
+    let mut differences = Vec::new();
+    for ((name, _, actual), expected) in summaries.iter().zip(&expected) {
+        for (key, expected_value) in expected.as_object().unwrap() {
+            if actual.get(key) != Some(expected_value) {
+                differences.push(format!("{name}: {key}: whittle {:?}, onnx {expected_value}", actual.get(key)));
+            }
+        }
+    }
+    assert!(differences.is_empty(), "{} differences from onnx:\n{}", differences.len(), differences.join("\n"));
 }
