@@ -80,3 +80,28 @@ fn missing_or_short_external_data_is_named() {
     let message = error_for(&path);
     assert!(message.contains("external data m.onnx.data: cannot open"), "{message}");
 }
+
+#[test]
+fn flipped_bytes_never_panic() {
+    // Loading must end in a model or an error, whatever byte is damaged; a panic fails this test.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for path in fixture_models() {
+        let original = std::fs::read(&path).unwrap();
+        for _ in 0..300 {
+            let mut bytes = original.clone();
+            let position = (next() % bytes.len() as u64) as usize;
+            bytes[position] ^= 1 << (next() % 8);
+            if let Ok(loaded) = whittle_onnx::load_from_bytes(&bytes, &path) {
+                let _ = loaded.model.validate();
+                let _ = loaded.model.to_string();
+                let _ = whittle_onnx::to_bytes(&loaded.model);
+            }
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! End-to-end tests of the `whittle` binary: output on stdout, one-line errors on stderr, exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("fixtures").join(name).join("model.onnx")
+}
+
+const FIXTURES: [&str; 5] = ["digits_cnn", "digits_mlp", "iris_logreg", "iris_logreg_zipmap", "transformer_tiny"];
+
+fn whittle(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_whittle")).args(args).env("NO_COLOR", "1").output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// Fails unless the command failed with exit code 1 and one `error:` line naming `path`.
+fn assert_clean_failure(output: &Output, path: &Path) -> String {
+    let message = stderr(output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(output.stdout.is_empty());
+    assert_eq!(message.lines().count(), 1, "expected one line, got: {message}");
+    assert!(message.starts_with(&format!("error: {}", path.display())), "{message}");
+    assert!(!message.contains("panicked"), "{message}");
+    message
+}
+
+fn meta(name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(root().join("fixtures").join(name).join("meta.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn inspect_json_agrees_with_the_generator_metadata() {
+    for name in FIXTURES {
+        let path = fixture(name);
+        let output = whittle(&["inspect", path.to_str().unwrap(), "--json"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+        // meta.json was written by the fixture generator from the onnx Python package's view of the model.
+        let meta = meta(name);
+        let model = &meta["model"];
+        assert_eq!(report["ir_version"], model["ir_version"], "{name}");
+        assert_eq!(report["opsets"], model["opset_import"], "{name}");
+        assert_eq!(report["producer"], model["producer"], "{name}");
+        // The generator writes `domain::Op` for ops outside the default domain.
+        let op_counts: serde_json::Map<String, serde_json::Value> = report["op_histogram"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(domain, ops)| {
+                ops.as_object().unwrap().iter().map(move |(op, count)| {
+                    let key = if domain == "ai.onnx" { op.clone() } else { format!("{domain}::{op}") };
+                    (key, count.clone())
+                })
+            })
+            .collect();
+        assert_eq!(serde_json::Value::Object(op_counts), model["op_types"], "{name}");
+        for (side, key) in [("inputs", "inputs"), ("outputs", "outputs")] {
+            let names: Vec<&serde_json::Value> = report[side].as_array().unwrap().iter().map(|value| &value["name"]).collect();
+            let expected: Vec<&serde_json::Value> = model[key].as_array().unwrap().iter().map(|value| &value["name"]).collect();
+            assert_eq!(names, expected, "{name} {side}");
+        }
+        assert_eq!(report["file_bytes"], std::fs::metadata(&path).unwrap().len(), "{name}");
+    }
+}
+
+#[test]
+fn inspect_table_lists_the_interface_and_parameters() {
+    let path = fixture("digits_cnn");
+    let output = whittle(&["inspect", path.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let line = |label: &str| {
+        let padded = format!("{label:<10}");
+        text.lines().find(|line| line.starts_with(&padded)).unwrap_or_else(|| panic!("no {label} in {text}"))
+    };
+    assert!(line("inputs").contains("input   f32[batch,1,8,8]"), "{text}");
+    assert!(line("outputs").contains("logits  f32[batch,10]"), "{text}");
+    assert!(line("opsets").contains("ai.onnx 18"), "{text}");
+    assert!(line("ops").contains("BatchNormalization 2"), "{text}");
+    assert!(line("largest").contains("f32[32,16,3,3]"), "{text}");
+    // From the architecture: conv1 16*1*3*3 + 16, bn1 4*16, conv2 32*16*3*3 + 32, bn2 4*32, head 10*32 + 10.
+    let float_parameters = (16 * 9 + 16) + 4 * 16 + (32 * 16 * 9 + 32) + 4 * 32 + (10 * 32 + 10);
+    assert!(line("params").contains(&format!("f32 {float_parameters} ")), "{text}");
+}
+
+#[test]
+fn inspect_graph_prints_every_node() {
+    let path = fixture("transformer_tiny");
+    let output = whittle(&["inspect", path.to_str().unwrap(), "--graph"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.starts_with("model ir_version=10 opsets=[ai.onnx:18]"), "{text}");
+    let ops: usize =
+        meta("transformer_tiny")["model"]["op_types"].as_object().unwrap().values().map(|n| n.as_u64().unwrap() as usize).sum();
+    let node_lines =
+        text.lines().filter(|line| line.trim_start().starts_with('%') && line.contains(" = ") && line.contains('(')).count();
+    assert_eq!(node_lines, ops, "{text}");
+}
+
+#[test]
+fn inspect_rejects_corrupt_input_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(fixture("digits_mlp")).unwrap();
+    let truncated = dir.path().join("truncated.onnx");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    assert_clean_failure(&whittle(&["inspect", truncated.to_str().unwrap()]), &truncated);
+
+    let random = dir.path().join("random.onnx");
+    std::fs::write(&random, (0..2048u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<_>>()).unwrap();
+    assert_clean_failure(&whittle(&["inspect", random.to_str().unwrap()]), &random);
+
+    let message = assert_clean_failure(&whittle(&["inspect", dir.path().to_str().unwrap()]), dir.path());
+    assert!(message.contains("is a directory"), "{message}");
+
+    let missing = dir.path().join("missing.onnx");
+    assert_clean_failure(&whittle(&["inspect", missing.to_str().unwrap()]), &missing);
+}
+
+#[test]
+fn inspect_names_missing_external_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.onnx");
+    let model = fixture("digits_mlp");
+    let output = whittle(&["convert", model.to_str().unwrap(), "-o", out.to_str().unwrap(), "--external-data", "always"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    std::fs::remove_file(dir.path().join("m.onnx.data")).unwrap();
+    let message = assert_clean_failure(&whittle(&["inspect", out.to_str().unwrap()]), &out);
+    assert!(message.contains("external data m.onnx.data: cannot open"), "{message}");
+}
+
+#[test]
+fn convert_refuses_to_overwrite_its_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.onnx");
+    std::fs::copy(fixture("digits_mlp"), &input).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    let output = whittle(&["convert", input.to_str().unwrap(), "-o", input.to_str().unwrap()]);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(message.starts_with("error: refusing to overwrite the input model"), "{message}");
+    assert_eq!(std::fs::read(&input).unwrap(), before);
+}
+
+#[test]
+fn convert_is_deterministic_and_external_data_changes_nothing_but_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in FIXTURES {
+        let input = fixture(name);
+        let [first, second, external] = ["first.onnx", "second.onnx", "external.onnx"].map(|file| dir.path().join(file));
+        for out in [&first, &second] {
+            let output = whittle(&["convert", input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+            assert!(output.status.success(), "{}", stderr(&output));
+        }
+        assert_eq!(std::fs::read(&first).unwrap(), std::fs::read(&second).unwrap(), "{name}");
+        let output = whittle(&[
+            "convert",
+            input.to_str().unwrap(),
+            "-o",
+            external.to_str().unwrap(),
+            "--external-data",
+            "always",
+            "--json",
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+        assert_eq!(report["output"], external.display().to_string());
+        let graph_of = |path: &Path| stdout(&whittle(&["inspect", path.to_str().unwrap(), "--graph"]));
+        assert_eq!(graph_of(&external), graph_of(&input), "{name}");
+    }
+}
+
+#[test]
+fn unknown_subcommand_and_missing_argument_are_usage_errors() {
+    let output = whittle(&["frobnicate"]);
+    assert_eq!(output.status.code(), Some(2));
+    let output = whittle(&["inspect"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("<MODEL>"));
+}
