@@ -1,5 +1,7 @@
 //! End-to-end tests of the `whittle` binary: output on stdout, one-line errors on stderr, exit codes.
 
+#![allow(clippy::unwrap_used)] // Test helpers may panic: that is how a test fails.
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,4 +1,6 @@
 //! Integration tests of whittle-onnx: round trips over the fixtures and the ONNX backend test data,
+
+#![allow(clippy::unwrap_used)] // Test helpers may panic: that is how a test fails.
 //! external data, and corrupt input.
 
 mod backend;
