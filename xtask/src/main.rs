@@ -15,7 +15,8 @@ tasks:
   setup        create the pinned interop venv (onnx, onnxruntime) and the ONNX backend test data
   test         setup, then the whole test suite: cargo test --workspace and large-model
   large-model  save a generated model over 2 GiB, check it with onnx.checker and ONNX Runtime, delete it
-  fixtures     regenerate fixtures/ with torch and scikit-learn (downloads several GB the first time)
+  fixtures     regenerate fixtures/: models with torch and scikit-learn (downloads several GB the first
+               time), format fixtures with the onnx package
 ";
 
 fn main() -> Result<()> {
@@ -58,7 +59,12 @@ fn fixtures(root: &Path) -> Result<()> {
     if !venv_python.exists() {
         run(Command::new("bash").arg(root.join("fixtures/generate/setup_venv.sh")))?;
     }
-    run(Command::new(venv_python).arg(root.join("fixtures/generate/make_fixtures.py")).arg("--out").arg(root.join("fixtures")))
+    run(Command::new(venv_python).arg(root.join("fixtures/generate/make_fixtures.py")).arg("--out").arg(root.join("fixtures")))?;
+    let interop_python = python::interop_venv(root)?;
+    run(Command::new(interop_python)
+        .arg(root.join("fixtures/generate/make_format_fixtures.py"))
+        .arg("--out")
+        .arg(root.join("fixtures")))
 }
 
 /// Runs a command, failing with its command line when it fails.
