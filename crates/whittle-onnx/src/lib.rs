@@ -171,3 +171,36 @@ fn write_atomically(path: &Path, write: impl FnOnce(&mut fs::File) -> std::io::R
     temp.persist(path).map_err(|err| io_error(err.error))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use protobuf::Message;
+
+    use super::*;
+
+    #[test]
+    fn fields_newer_than_the_schema_are_reported_not_hidden() {
+        // NodeProto field 10 is IR 11's device_configurations, unknown to onnx-protobuf 0.2.3.
+        let mut node = onnx_protobuf::NodeProto { op_type: "Relu".into(), name: "r".into(), ..Default::default() };
+        node.input.push("x".into());
+        node.output.push("y".into());
+        node.special_fields.mut_unknown_fields().add_length_delimited(10, b"\x0a\x01a".to_vec());
+        let graph = onnx_protobuf::GraphProto { node: vec![node], name: "g".into(), ..Default::default() };
+        let model =
+            onnx_protobuf::ModelProto { ir_version: 11, graph: protobuf::MessageField::some(graph), ..Default::default() };
+        let bytes = model.write_to_bytes().unwrap();
+        let loaded = load_from_bytes(&bytes, Path::new("new.onnx")).unwrap();
+        assert_eq!(
+            loaded.warnings,
+            vec!["node 'r' (Relu): protobuf field(s) 10 are newer than whittle's ONNX schema and are dropped".to_string()]
+        );
+        assert_eq!(loaded.model.graph.nodes[0].op_type, "Relu");
+    }
+
+    #[test]
+    fn a_model_without_a_graph_is_named() {
+        let bytes = onnx_protobuf::ModelProto { ir_version: 8, ..Default::default() }.write_to_bytes().unwrap();
+        let err = load_from_bytes(&bytes, Path::new("nograph.onnx")).unwrap_err();
+        assert_eq!(err.to_string(), "nograph.onnx: model has no graph");
+    }
+}
