@@ -66,6 +66,23 @@ fn decode_bytes(bytes: &[u8], path: &Path, base_dir: Option<PathBuf>) -> Result<
     Ok(LoadedModel { model, warnings: decoder.warnings })
 }
 
+/// Reads a tensor stored as one serialized `TensorProto` (the `input_0.pb` files of ONNX test data sets).
+///
+/// External data is resolved relative to the file's folder. Sequences and maps (`SequenceProto`,
+/// `MapProto`) are not tensors and fail to decode here.
+pub fn load_tensor(path: &Path) -> Result<whittle_ir::Tensor, OnnxError> {
+    let bytes = fs::read(path).map_err(|source| OnnxError::Io { path: path.to_path_buf(), source })?;
+    let proto = onnx_protobuf::TensorProto::parse_from_bytes(&bytes)
+        .map_err(|err| OnnxError::Protobuf { path: path.to_path_buf(), reason: err.to_string() })?;
+    let base_dir = path.parent().map(Path::to_path_buf);
+    Decoder::new(base_dir).tensor(&proto).map_err(|err| match err {
+        DecodeError::Invalid(reason) => OnnxError::Invalid { path: path.to_path_buf(), reason },
+        DecodeError::ExternalData { tensor, location, reason } => {
+            OnnxError::ExternalData { path: path.to_path_buf(), tensor, location, reason }
+        }
+    })
+}
+
 /// Where initializer bytes are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ExternalData {

@@ -53,3 +53,19 @@ fn a_failed_save_leaves_no_partial_file() {
     assert!(err.to_string().contains("no/such/folder/m.onnx"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn test_data_tensors_load_with_their_names_and_shapes() {
+    let dir = crate::workspace_root().join("fixtures/digits_cnn/test_data_set_0");
+    let input = whittle_onnx::load_tensor(&dir.join("input_0.pb")).unwrap();
+    assert_eq!(
+        (input.name.as_str(), input.dtype, input.dims.as_slice()),
+        ("input", whittle_ir::DataType::F32, &[8, 1, 8, 8][..])
+    );
+    let output = whittle_onnx::load_tensor(&dir.join("output_0.pb")).unwrap();
+    assert_eq!((output.name.as_str(), output.dims.as_slice()), ("logits", &[8, 10][..]));
+    // Pixels were scaled to [0, 1] by the generator.
+    assert!(input.to_f32_vec().unwrap().iter().all(|&v| (0.0..=1.0).contains(&v)));
+    let err = whittle_onnx::load_tensor(&dir.join("missing.pb")).unwrap_err();
+    assert!(err.to_string().contains("missing.pb"), "{err}");
+}
