@@ -13,7 +13,7 @@ usage: cargo xtask <task>
 
 tasks:
   setup        create the pinned interop venv (onnx, onnxruntime) and the ONNX backend test data
-  test         setup, then the whole test suite: cargo test --workspace and large-model
+  test         setup, then the whole test suite: large-model and cargo test --workspace
   large-model  save a generated model over 2 GiB, check it with onnx.checker and ONNX Runtime, delete it
   fixtures     regenerate fixtures/: models with torch and scikit-learn (downloads several GB the first
                time), format fixtures with the onnx package
@@ -26,8 +26,9 @@ fn main() -> Result<()> {
         "setup" => setup(&root),
         "test" => {
             setup(&root)?;
-            run(Command::new(env!("CARGO")).args(["test", "--workspace", "--all-targets"]).current_dir(&root))?;
-            large_model::run(&root)
+            // The large-model check first, so that cargo test's summary lines end the output.
+            large_model::run(&root)?;
+            run(Command::new(env!("CARGO")).args(["test", "--workspace", "--all-targets"]).current_dir(&root))
         }
         "large-model" => {
             python::interop_venv(&root)?;
