@@ -106,7 +106,7 @@ fn a_folder_gives_one_feed_per_file_or_test_data_set_in_sorted_order() {
     std::fs::create_dir(&set).unwrap();
     std::fs::copy(fixture("digits_mlp").join("test_data_set_0/input_0.pb"), set.join("input_0.pb")).unwrap();
     let row = Tensor::from_f32("input", vec![1, 64], &[0.5; 64]).unwrap();
-    write_npz(&dir.path().join("a_sample.npz"), &[row.clone()]).unwrap();
+    write_npz(&dir.path().join("a_sample.npz"), std::slice::from_ref(&row)).unwrap();
     let feeds = load_feeds(dir.path(), &inputs, Batching::Model).unwrap();
     assert_eq!(feeds.len(), 2);
     assert_eq!(feeds[0].tensors, vec![row]);
