@@ -298,7 +298,7 @@ fn split_into_feeds(path: &Path, arrays: Vec<Tensor>, inputs: &[ValueInfo], batc
     if total == 0 {
         return Err(file_error(path, "the data holds no samples"));
     }
-    if fixed_batch.is_some() && total % batch != 0 {
+    if fixed_batch.is_some() && !total.is_multiple_of(batch) {
         return Err(file_error(path, format!("{total} samples do not split into batches of the model's fixed size {batch}")));
     }
     let mut feeds = Vec::new();

@@ -1,0 +1,52 @@
+//! The burn backend a session runs on, chosen at run time.
+//!
+//! burn 0.22 selects a backend through its `Device` value; each backend is compiled in by a cargo
+//! feature of burn-tensor. whittle mirrors that: one variant per backend this build can offer, each
+//! behind a feature of this crate (`flex` today; `ndarray` and `wgpu` are meant to join it the same
+//! way), so that a build pays only for the backends it names.
+
+use burn_tensor::Device;
+
+/// A burn backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Backend {
+    /// burn-flex, burn's pure-Rust CPU backend (SIMD and rayon threads).
+    #[cfg(feature = "flex")]
+    #[default]
+    Flex,
+}
+
+impl Backend {
+    /// The burn device for this backend.
+    pub fn device(self) -> Device {
+        match self {
+            #[cfg(feature = "flex")]
+            Backend::Flex => Device::flex(),
+        }
+    }
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            #[cfg(feature = "flex")]
+            Backend::Flex => "flex",
+        }
+    }
+}
+
+/// How a session runs.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RuntimeOptions {
+    pub backend: Backend,
+}
+
+impl RuntimeOptions {
+    pub fn new(backend: Backend) -> RuntimeOptions {
+        RuntimeOptions { backend }
+    }
+}
+
+#[cfg(not(feature = "flex"))]
+compile_error!("whittle-runtime needs at least one backend feature; `flex` is the CPU one");

@@ -1,0 +1,24 @@
+//! Plans and executes whittle graphs on burn, so that whittle can measure the models it changes.
+//!
+//! A [`Session`] plans a [`whittle_ir::Model`] once: it parses every node into a typed [`ops::Op`]
+//! (rejecting ops, opsets and attributes it cannot run before anything runs), orders the nodes,
+//! uploads the initializers and computes when each value is used for the last time. [`Session::run`]
+//! then validates the feeds against the declared inputs, evaluates the nodes in order on the chosen
+//! burn device, frees every intermediate after its last use and returns the outputs as host tensors.
+//!
+//! burn 0.22 chooses the backend at run time through a `Device` (`Device::flex()` for its pure-Rust
+//! CPU backend); tensors carry no backend type, so one implementation of each op serves every device.
+
+mod broadcast;
+mod device;
+mod error;
+pub mod ops;
+mod plan;
+mod session;
+mod spatial;
+mod value;
+
+pub use device::{Backend, RuntimeOptions};
+pub use error::{Result, RuntimeError};
+pub use session::Session;
+pub use value::MAX_RANK;

@@ -1,0 +1,181 @@
+//! Conv: N-D convolution with groups, dilations and padding (<https://onnx.ai/onnx/operators/onnx__Conv.html>).
+//!
+//! Opsets 1, 11 and 22 differ only in types. Inputs: X `[N, C, spatial...]`, W
+//! `[M, C / group, kernel...]`, optional B `[M]`. This runtime runs 1-D and 2-D convolutions on
+//! burn's conv2d (1-D as 2-D with a height of 1, a free reshape); 3-D is refused at run time.
+
+use std::ops::RangeInclusive;
+
+use burn_tensor::module;
+use burn_tensor::ops::ConvOptions;
+
+use crate::ops::{Inputs, NodeContext, OpError, Operator};
+use crate::spatial::Window;
+use crate::value::Value;
+
+/// `Y = conv(X, W) + B`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conv {
+    pub window: Window,
+    pub group: usize,
+}
+
+impl Operator for Conv {
+    const OP_TYPE: &'static str = "Conv";
+    const OPSETS: RangeInclusive<i64> = 1..=super::NEWEST_OPSET;
+    const ATTRIBUTES: &'static [&'static str] = &["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"];
+
+    fn parse(node: &NodeContext<'_>) -> Result<Self, OpError> {
+        let group = node.int("group", 1)?;
+        if group < 1 {
+            return Err(OpError::attribute("group", format!("must be 1 or more, found {group}")));
+        }
+        Ok(Conv { window: Window::parse(node)?, group: group as usize })
+    }
+
+    fn eval(&self, mut inputs: Inputs) -> Result<Vec<Value>, OpError> {
+        let (x, w, b) = (inputs.take(0)?, inputs.take(1)?, inputs.take_optional(2));
+        let dtype = x.dtype();
+        if w.dtype() != dtype || b.as_ref().is_some_and(|b| b.dtype() != dtype) {
+            fail!("X, W and B must share one dtype, got {}, {} and {}", dtype, w.dtype(), b.as_ref().map_or("none".into(), |b| b.dtype().to_string()));
+        }
+        let (x_shape, w_shape) = (x.shape().to_vec(), w.shape().to_vec());
+        if x_shape.len() < 3 || w_shape.len() != x_shape.len() {
+            fail!("X {x_shape:?} and W {w_shape:?} must have the same rank, 3 or more");
+        }
+        let spatial = x_shape.len() - 2;
+        if spatial > 2 {
+            fail!("{spatial}-D convolution is not implemented (X {x_shape:?})");
+        }
+        let (channels, filters) = (x_shape[1], w_shape[0]);
+        if w_shape[1] * self.group != channels || filters % self.group != 0 {
+            fail!("W {w_shape:?} with group {} does not fit X {x_shape:?} of {channels} channels", self.group);
+        }
+        if let Some(b) = &b {
+            if b.shape() != [filters] {
+                fail!("B {:?} must have one value per filter ({filters})", b.shape());
+            }
+        }
+        let kernel = &w_shape[2..];
+        if let Some(declared) = &self.window.kernel {
+            if declared.as_slice() != kernel {
+                fail!("kernel_shape {declared:?} does not match W {w_shape:?}");
+            }
+        }
+        let window = self.window.resolve(&x_shape[2..], kernel)?;
+        let window = window.as_2d();
+        let as_4d = |value: Value, shape: &[usize]| -> Result<Value, OpError> {
+            if spatial == 1 {
+                value.reshape(&[shape[0], shape[1], 1, shape[2]])
+            } else {
+                Ok(value)
+            }
+        };
+        let x = as_4d(x, &x_shape)?.float::<4>()?;
+        let w = as_4d(w, &w_shape)?.float::<4>()?;
+        let b = b.map(|b| b.float::<1>()).transpose()?;
+        let y = module::conv2d(x, w, b, ConvOptions::new_with_padding(window.strides, window.padding, window.dilations, self.group));
+        let y = Value::from_float(y, dtype)?;
+        if spatial == 1 {
+            let [n, m, _, width] = y.shape() else { fail!("conv2d returned shape {:?}", y.shape()) };
+            let shape = [*n, *m, *width];
+            return Ok(vec![y.reshape(&shape)?]);
+        }
+        Ok(vec![y])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use whittle_ir::AttrValue;
+
+    use crate::ops::test_support::*;
+
+    /// Direct 2-D convolution in f64: `x [n, c, h, w]`, `weights [m, c / group, kh, kw]`.
+    #[allow(clippy::too_many_arguments)]
+    fn reference(
+        x: &[f32],
+        [n, c, h, w]: [usize; 4],
+        weights: &[f32],
+        [m, kh, kw]: [usize; 3],
+        bias: &[f32],
+        stride: usize,
+        pad: (usize, usize),
+        dilation: usize,
+        group: usize,
+    ) -> (Vec<f64>, [usize; 4]) {
+        let extent = |k: usize| (k - 1) * dilation + 1;
+        let oh = (h + 2 * pad.0 - extent(kh)) / stride + 1;
+        let ow = (w + 2 * pad.1 - extent(kw)) / stride + 1;
+        let (cg, mg) = (c / group, m / group);
+        let mut out = vec![0.0; n * m * oh * ow];
+        for b in 0..n {
+            for f in 0..m {
+                let g = f / mg;
+                for i in 0..oh {
+                    for j in 0..ow {
+                        let mut sum = f64::from(bias.get(f).copied().unwrap_or(0.0));
+                        for ci in 0..cg {
+                            for a in 0..kh {
+                                for d in 0..kw {
+                                    let y = (i * stride + a * dilation) as isize - pad.0 as isize;
+                                    let z = (j * stride + d * dilation) as isize - pad.1 as isize;
+                                    if y < 0 || z < 0 || y >= h as isize || z >= w as isize {
+                                        continue;
+                                    }
+                                    let xi = ((b * c + g * cg + ci) * h + y as usize) * w + z as usize;
+                                    let wi = ((f * cg + ci) * kh + a) * kw + d;
+                                    sum += f64::from(x[xi]) * f64::from(weights[wi]);
+                                }
+                            }
+                        }
+                        out[((b * m + f) * oh + i) * ow + j] = sum;
+                    }
+                }
+            }
+        }
+        (out, [n, m, oh, ow])
+    }
+
+    fn ramp(count: usize, scale: f32) -> Vec<f32> {
+        (0..count).map(|i| ((i * 7) % 11) as f32 * scale - 0.5).collect()
+    }
+
+    #[test]
+    fn padded_3x3_like_the_cnn_fixture() {
+        let (x, w, b) = (ramp(2 * 2 * 5 * 5, 0.1), ramp(3 * 2 * 3 * 3, 0.05), vec![0.5, -0.25, 0.0]);
+        let conv = node("Conv", 3, 1, vec![("pads", AttrValue::Ints(vec![1, 1, 1, 1])), ("kernel_shape", AttrValue::Ints(vec![3, 3]))]);
+        let out = run(&conv, 18, vec![f32_value(&[2, 2, 5, 5], &x), f32_value(&[3, 2, 3, 3], &w), f32_value(&[3], &b)]);
+        let (expected, dims) = reference(&x, [2, 2, 5, 5], &w, [3, 3, 3], &b, 1, (1, 1), 1, 1);
+        assert_close(&out[0], &dims, &expected);
+    }
+
+    #[test]
+    fn strided_dilated_grouped() {
+        // 4 channels in 2 groups, 2 filters per group, stride 2, dilation 2, no bias.
+        let (x, w) = (ramp(4 * 7 * 7, 0.1), ramp(4 * 2 * 2 * 2, 0.05));
+        let conv = node(
+            "Conv",
+            2,
+            1,
+            vec![("strides", AttrValue::Ints(vec![2, 2])), ("dilations", AttrValue::Ints(vec![2, 2])), ("group", AttrValue::Int(2))],
+        );
+        let out = run(&conv, 18, vec![f32_value(&[1, 4, 7, 7], &x), f32_value(&[4, 2, 2, 2], &w)]);
+        let (expected, dims) = reference(&x, [1, 4, 7, 7], &w, [4, 2, 2], &[], 2, (0, 0), 2, 2);
+        assert_close(&out[0], &dims, &expected);
+    }
+
+    #[test]
+    fn one_dimensional_runs_as_two_dimensional() {
+        // x = [1, 2, 3, 4], kernel [1, -1], pads (1, 0): [0 - 1, 1 - 2, 2 - 3, 3 - 4] = [-1, -1, -1, -1].
+        let conv = node("Conv", 2, 1, vec![("pads", AttrValue::Ints(vec![1, 0]))]);
+        let out = run(&conv, 18, vec![f32_value(&[1, 1, 4], &[1.0, 2.0, 3.0, 4.0]), f32_value(&[1, 1, 2], &[1.0, -1.0])]);
+        assert_close(&out[0], &[1, 1, 4], &[-1.0, -1.0, -1.0, -1.0]);
+    }
+
+    #[test]
+    fn channel_mismatch_is_an_error() {
+        let err = try_run(&node("Conv", 2, 1, vec![]), 18, vec![f32_value(&[1, 2, 3, 3], &[0.0; 18]), f32_value(&[1, 1, 1, 1], &[1.0])]);
+        assert_eq!(err.unwrap_err(), "W [1, 1, 1, 1] with group 1 does not fit X [1, 2, 3, 3] of 2 channels");
+    }
+}

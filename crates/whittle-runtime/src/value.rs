@@ -1,0 +1,412 @@
+//! Run-time values: burn tensors of any rank and element type, bridged to ONNX's run-time ranks.
+//!
+//! ONNX ranks are known at run time only; burn's `Tensor<D, K>` fixes the rank `D` at compile time.
+//! burn 0.22 already erases both backend and rank underneath: a `Tensor<D, K>` is a `BridgeTensor`
+//! (a type-erased backend tensor that knows its shape and dtype) plus a `PhantomData`, and
+//! `Tensor::into_bridge` / `Tensor::from_bridge` (feature `extension`) convert between the two for
+//! free. So a [`Value`] stores the `BridgeTensor` with its ONNX dtype and shape, and an op that needs
+//! a typed tensor asks for one of a given rank (`value.float::<D>()`), with the rank checked first:
+//! `from_bridge` does not check it, and a tensor of the wrong `D` panics inside burn later. Ops that
+//! work at any rank pick `D` with [`with_rank!`], a `match` over `1..=MAX_RANK` that instantiates the
+//! body once per rank; since `Tensor<D, K>` is only a phantom wrapper, each instance is small.
+//!
+//! The alternative, an enum over ranks x element kinds, would duplicate that erasure in a few hundred
+//! generated variants and make every op match on them.
+//!
+//! Two differences from ONNX need care:
+//! - burn has no rank-0 tensors (`from_data` refuses them), so an ONNX scalar is stored as a burn
+//!   tensor of shape `[1]`; [`Value::shape`] is always the ONNX shape.
+//! - A device creates tensors in its default dtypes (f32 and i32 on flex) unless told otherwise, so
+//!   every tensor is created with an explicit dtype, and int64 stays int64.
+//!
+//! Hot kernels read a value's memory without copying through `Tensor::try_into_primitive::<Flex>()`,
+//! which gives burn-flex's own tensor (an `Arc` over its bytes; see the `flex_storage_is_shared`
+//! test); copying out with `into_data` is only for the run's boundary and for small shape-like inputs.
+
+use burn_tensor::kind::BridgeTensor;
+use burn_tensor::{Bool, DType, Device, Float, Int, Tensor, TensorData};
+use whittle_ir::DataType;
+
+use crate::ops::OpError;
+
+/// The highest rank a value may have. ONNX sets no limit; burn needs one rank per instantiation.
+pub const MAX_RANK: usize = 8;
+
+/// Evaluates `$body` with `$D` bound to the const `$rank` (`1..=MAX_RANK`).
+///
+/// Ranks come from [`Value::burn_rank`], which is in range by construction; anything else is a bug
+/// in this crate, hence the `unreachable!`.
+macro_rules! with_rank {
+    ($rank:expr, $D:ident => $body:expr) => {
+        match $rank {
+            1 => {
+                const $D: usize = 1;
+                $body
+            }
+            2 => {
+                const $D: usize = 2;
+                $body
+            }
+            3 => {
+                const $D: usize = 3;
+                $body
+            }
+            4 => {
+                const $D: usize = 4;
+                $body
+            }
+            5 => {
+                const $D: usize = 5;
+                $body
+            }
+            6 => {
+                const $D: usize = 6;
+                $body
+            }
+            7 => {
+                const $D: usize = 7;
+                $body
+            }
+            8 => {
+                const $D: usize = 8;
+                $body
+            }
+            rank => unreachable!("burn rank {rank} outside 1..={}", $crate::value::MAX_RANK),
+        }
+    };
+}
+pub(crate) use with_rank;
+
+/// Applies `$body` (an expression over the float tensor `$t` of any rank) to a float value, keeping
+/// its dtype and ONNX shape. For elementwise ops, whose result has the input's shape.
+macro_rules! map_float {
+    ($value:expr, $t:ident => $body:expr) => {{
+        let value: $crate::value::Value = $value;
+        let dtype = value.dtype();
+        let shape = value.shape().to_vec();
+        let result = $crate::value::with_rank!(value.burn_rank(), D => {
+            let $t = value.float::<D>()?;
+            $crate::value::Value::from_float($body, dtype)?
+        });
+        result.reshape(&shape)
+    }};
+}
+pub(crate) use map_float;
+
+/// Which of burn's tensor kinds holds a dtype.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElementKind {
+    Float,
+    Int,
+    Bool,
+}
+
+/// burn's dtype and kind for an ONNX dtype, or `None` where burn has no such type (strings,
+/// complex numbers, float8, sub-byte integers).
+pub fn burn_dtype(dtype: DataType) -> Option<(DType, ElementKind)> {
+    use ElementKind::{Bool as B, Float as F, Int as I};
+    Some(match dtype {
+        DataType::F32 => (DType::F32, F),
+        DataType::F64 => (DType::F64, F),
+        DataType::F16 => (DType::F16, F),
+        DataType::BF16 => (DType::BF16, F),
+        DataType::I64 => (DType::I64, I),
+        DataType::I32 => (DType::I32, I),
+        DataType::I16 => (DType::I16, I),
+        DataType::I8 => (DType::I8, I),
+        DataType::U64 => (DType::U64, I),
+        DataType::U32 => (DType::U32, I),
+        DataType::U16 => (DType::U16, I),
+        DataType::U8 => (DType::U8, I),
+        DataType::Bool => (DType::Bool(burn_tensor::BoolStore::Native), B),
+        _ => return None,
+    })
+}
+
+/// A tensor value flowing through a graph: a burn tensor with its ONNX dtype and shape.
+#[derive(Debug, Clone)]
+pub struct Value {
+    tensor: BridgeTensor,
+    dtype: DataType,
+    /// The ONNX shape; the burn tensor has this shape, or `[1]` when this is empty.
+    shape: Vec<usize>,
+}
+
+impl Value {
+    /// Uploads a host tensor to `device`, keeping its dtype.
+    pub fn from_ir(tensor: &whittle_ir::Tensor, device: &Device) -> Result<Value, OpError> {
+        let Some((dtype, kind)) = burn_dtype(tensor.dtype) else {
+            return Err(OpError::new(format!("dtype {} is not supported by the runtime", tensor.dtype)));
+        };
+        if !device.supports_dtype(dtype) {
+            return Err(OpError::new(format!("dtype {} is not supported by device {device:?}", tensor.dtype)));
+        }
+        let shape = tensor
+            .dims
+            .iter()
+            .map(|&dim| usize::try_from(dim))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| OpError::new(format!("dims {:?} are not sizes", tensor.dims)))?;
+        check_rank(shape.len())?;
+        let Some(bytes) = tensor.bytes() else {
+            return Err(OpError::new("string tensors are not supported by the runtime"));
+        };
+        let burn_shape = burn_shape(&shape);
+        // The IR's little-endian bytes are burn's native layout on every target burn-flex builds
+        // for (x86-64, aarch64, wasm32). The copy into `TensorData` is the one upload copy.
+        let data = match kind {
+            // burn's native bool store is one byte per element, 0 or 1; ONNX allows any non-zero byte.
+            ElementKind::Bool => TensorData::new(bytes.iter().map(|&byte| byte != 0).collect::<Vec<bool>>(), burn_shape.clone()),
+            _ => TensorData::try_from_bytes_vec(bytes.to_vec(), burn_shape.clone(), dtype)
+                .map_err(|err| OpError::new(format!("bytes do not match dims {:?}: {err:?}", tensor.dims)))?,
+        };
+        let bridge = with_rank!(burn_shape.len(), D => match kind {
+            ElementKind::Float => Tensor::<D, Float>::from_data(data, (device, dtype)).into_bridge(),
+            ElementKind::Int => Tensor::<D, Int>::from_data(data, (device, dtype)).into_bridge(),
+            ElementKind::Bool => Tensor::<D, Bool>::from_data(data, (device, dtype)).into_bridge(),
+        });
+        Ok(Value { tensor: bridge, dtype: tensor.dtype, shape })
+    }
+
+    /// Downloads the value into a host tensor called `name`.
+    pub fn to_ir(&self, name: &str) -> Result<whittle_ir::Tensor, OpError> {
+        let Some((dtype, _)) = burn_dtype(self.dtype) else {
+            return Err(OpError::new(format!("dtype {} has no host form", self.dtype)));
+        };
+        let bytes = self.host_data(dtype)?.into_bytes().to_vec();
+        let dims = self.shape.iter().map(|&dim| dim as i64).collect();
+        whittle_ir::Tensor::from_bytes(name, self.dtype, dims, bytes).map_err(|err| OpError::new(err.to_string()))
+    }
+
+    /// The elements as i64, for small shape-like inputs (axes, sizes, indices) read on the host.
+    pub fn to_i64_vec(&self) -> Result<Vec<i64>, OpError> {
+        if self.kind() != ElementKind::Int {
+            return Err(OpError::new(format!("expected an integer tensor, got {}", self.dtype)));
+        }
+        let data = self.host_data(DType::I64)?;
+        data.try_to_vec::<i64>().map_err(|err| OpError::new(format!("cannot read {} tensor: {err:?}", self.dtype)))
+    }
+
+    /// The elements as f32, for tests.
+    #[cfg(test)]
+    pub fn to_f32_vec(&self) -> Result<Vec<f32>, OpError> {
+        let data = self.host_data(DType::F32)?;
+        data.try_to_vec::<f32>().map_err(|err| OpError::new(format!("cannot read {} tensor: {err:?}", self.dtype)))
+    }
+
+    fn host_data(&self, dtype: DType) -> Result<TensorData, OpError> {
+        let data = with_rank!(self.burn_rank(), D => match self.kind() {
+            ElementKind::Float => Tensor::<D, Float>::from_bridge(self.tensor.clone()).try_into_data(),
+            ElementKind::Int => Tensor::<D, Int>::from_bridge(self.tensor.clone()).try_into_data(),
+            ElementKind::Bool => Tensor::<D, Bool>::from_bridge(self.tensor.clone()).try_into_data(),
+        })
+        .map_err(|err| OpError::new(format!("reading the tensor failed: {err:?}")))?;
+        if data.dtype() == dtype {
+            Ok(data)
+        } else {
+            data.try_cast(dtype).map_err(|err| OpError::new(format!("cannot convert {} to {dtype:?}: {err:?}", self.dtype)))
+        }
+    }
+
+    /// Wraps a float tensor produced by an op; `dtype` is the ONNX dtype it holds.
+    pub fn from_float<const D: usize>(tensor: Tensor<D, Float>, dtype: DataType) -> Result<Value, OpError> {
+        let shape = tensor.dims().to_vec();
+        check_rank(D)?;
+        Ok(Value { tensor: tensor.into_bridge(), dtype, shape })
+    }
+
+    /// Wraps an integer tensor produced by an op.
+    pub fn from_int<const D: usize>(tensor: Tensor<D, Int>, dtype: DataType) -> Result<Value, OpError> {
+        let shape = tensor.dims().to_vec();
+        check_rank(D)?;
+        Ok(Value { tensor: tensor.into_bridge(), dtype, shape })
+    }
+
+    /// The ONNX element type.
+    pub fn dtype(&self) -> DataType {
+        self.dtype
+    }
+
+    /// The ONNX shape (empty for a scalar).
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The ONNX rank.
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// The number of elements.
+    pub fn element_count(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The rank of the burn tensor: the ONNX rank, or 1 for a scalar.
+    pub fn burn_rank(&self) -> usize {
+        self.shape.len().max(1)
+    }
+
+    /// Which burn tensor kind holds the elements.
+    pub fn kind(&self) -> ElementKind {
+        match burn_dtype(self.dtype) {
+            Some((_, kind)) => kind,
+            // Values are only built from dtypes `burn_dtype` knows.
+            None => unreachable!("value of dtype {} has no burn kind", self.dtype),
+        }
+    }
+
+    /// The tensor as a float tensor of burn rank `D`.
+    pub fn float<const D: usize>(self) -> Result<Tensor<D, Float>, OpError> {
+        self.check_typed(D, ElementKind::Float)?;
+        Ok(Tensor::from_bridge(self.tensor))
+    }
+
+    /// The tensor as an integer tensor of burn rank `D`.
+    pub fn int<const D: usize>(self) -> Result<Tensor<D, Int>, OpError> {
+        self.check_typed(D, ElementKind::Int)?;
+        Ok(Tensor::from_bridge(self.tensor))
+    }
+
+    fn check_typed(&self, rank: usize, kind: ElementKind) -> Result<(), OpError> {
+        if self.kind() != kind {
+            return Err(OpError::new(format!("expected a {kind:?} tensor, got {}", self.dtype)));
+        }
+        if self.burn_rank() != rank {
+            return Err(OpError::new(format!("expected rank {rank}, got shape {:?}", self.shape)));
+        }
+        Ok(())
+    }
+
+    /// The same elements in a new ONNX shape with the same element count.
+    ///
+    /// Goes through a rank-1 tensor so that the source and target ranks are dispatched one after the
+    /// other (2 x 8 instances instead of 8 x 8); on flex a reshape of a contiguous tensor only
+    /// changes its layout, and a strided one is copied once, as any reshape would.
+    pub fn reshape(self, shape: &[usize]) -> Result<Value, OpError> {
+        let count: usize = shape.iter().product();
+        if count != self.element_count() {
+            return Err(OpError::new(format!("cannot reshape {:?} to {:?}", self.shape, shape)));
+        }
+        check_rank(shape.len())?;
+        if shape == self.shape.as_slice() {
+            return Ok(self);
+        }
+        let target = burn_shape(shape);
+        let Value { tensor, dtype, shape: source } = self;
+        let source_rank = source.len().max(1);
+        let bridge = match burn_dtype(dtype).map(|(_, kind)| kind) {
+            Some(ElementKind::Float) => reshape_kind::<Float>(tensor, source_rank, &target),
+            Some(ElementKind::Int) => reshape_kind::<Int>(tensor, source_rank, &target),
+            Some(ElementKind::Bool) => reshape_kind::<Bool>(tensor, source_rank, &target),
+            None => unreachable!("value of dtype {dtype} has no burn kind"),
+        };
+        Ok(Value { tensor: bridge, dtype, shape: shape.to_vec() })
+    }
+
+    /// The shape with leading 1s up to `rank`, as ONNX's multidirectional broadcasting aligns shapes.
+    pub fn unsqueeze_to(self, rank: usize) -> Result<Value, OpError> {
+        if self.rank() >= rank {
+            return Ok(self);
+        }
+        let mut shape = vec![1; rank - self.rank()];
+        shape.extend_from_slice(&self.shape);
+        self.reshape(&shape)
+    }
+}
+
+fn reshape_kind<K: burn_tensor::kind::Basic>(tensor: BridgeTensor, source_rank: usize, target: &[usize]) -> BridgeTensor {
+    let count: usize = target.iter().product();
+    let flat: Tensor<1, K> = with_rank!(source_rank, S => Tensor::<S, K>::from_bridge(tensor).reshape([count]));
+    with_rank!(target.len(), D => {
+        let mut dims = [0usize; D];
+        dims.copy_from_slice(target);
+        flat.reshape(dims).into_bridge()
+    })
+}
+
+/// The burn shape for an ONNX shape: the same, or `[1]` for a scalar.
+fn burn_shape(shape: &[usize]) -> Vec<usize> {
+    if shape.is_empty() {
+        vec![1]
+    } else {
+        shape.to_vec()
+    }
+}
+
+fn check_rank(rank: usize) -> Result<(), OpError> {
+    if rank > MAX_RANK {
+        return Err(OpError::new(format!("rank {rank} is above the {MAX_RANK} this runtime supports")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device() -> Device {
+        Device::flex()
+    }
+
+    #[test]
+    fn int64_and_scalars_survive_a_round_trip() {
+        let host = whittle_ir::Tensor::from_i64("x", vec![], &[-(1 << 40)]).unwrap();
+        let value = Value::from_ir(&host, &device()).unwrap();
+        assert_eq!(value.shape(), &[] as &[usize]);
+        assert_eq!(value.burn_rank(), 1);
+        assert_eq!(value.to_ir("x").unwrap(), host);
+        assert_eq!(value.to_i64_vec().unwrap(), vec![-(1 << 40)]);
+    }
+
+    #[test]
+    fn every_burn_dtype_round_trips_its_bytes() {
+        for &dtype in DataType::ALL {
+            if burn_dtype(dtype).is_none() || !device().supports_dtype(burn_dtype(dtype).unwrap().0) {
+                continue;
+            }
+            let width = dtype.bit_width().unwrap() / 8;
+            // Bytes 0..n are a valid pattern for every type here except bool (0/1 only) and
+            // floats, where small byte values are subnormals that a backend might flush; use 1s.
+            let bytes: Vec<u8> = match dtype {
+                DataType::Bool => vec![0, 1, 1, 0, 1, 0],
+                _ if dtype.is_float() => (0..6 * width).map(|i| if i % width == width - 1 { 0x3c } else { 0 }).collect(),
+                _ => (0..6 * width).map(|i| i as u8).collect(),
+            };
+            let host = whittle_ir::Tensor::from_bytes("t", dtype, vec![2, 3], bytes).unwrap();
+            let value = Value::from_ir(&host, &device()).unwrap();
+            assert_eq!(value.to_ir("t").unwrap(), host, "{dtype}");
+        }
+    }
+
+    #[test]
+    fn reshape_keeps_elements_in_row_major_order() {
+        let host = whittle_ir::Tensor::from_f32("x", vec![2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        let value = Value::from_ir(&host, &device()).unwrap();
+        let reshaped = value.clone().reshape(&[3, 1, 2]).unwrap();
+        assert_eq!(reshaped.shape(), &[3, 1, 2]);
+        assert_eq!(reshaped.to_f32_vec().unwrap(), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert!(value.reshape(&[4]).is_err());
+    }
+
+    #[test]
+    fn typed_access_checks_kind_and_rank() {
+        let host = whittle_ir::Tensor::from_f32("x", vec![2, 2], &[1.0, 2.0, 3.0, 4.0]).unwrap();
+        let value = Value::from_ir(&host, &device()).unwrap();
+        assert!(value.clone().float::<3>().is_err());
+        assert!(value.clone().int::<2>().is_err());
+        assert_eq!(value.float::<2>().unwrap().dims(), [2, 2]);
+    }
+
+    #[test]
+    fn flex_storage_is_shared_not_copied() {
+        // The property hot kernels rely on: taking the backend tensor out of a value twice gives
+        // the same memory, so a kernel can read weights in place on every call.
+        let host = whittle_ir::Tensor::from_f32("w", vec![2, 2], &[1.0, 2.0, 3.0, 4.0]).unwrap();
+        let value = Value::from_ir(&host, &device()).unwrap();
+        let first = value.clone().float::<2>().unwrap().try_into_primitive::<burn_flex::Flex>().unwrap();
+        let second = value.float::<2>().unwrap().try_into_primitive::<burn_flex::Flex>().unwrap();
+        assert_eq!(first.bytes().as_ptr(), second.bytes().as_ptr());
+        assert_eq!(first.as_slice::<f32>(), Some(&[1.0f32, 2.0, 3.0, 4.0][..]));
+    }
+}

@@ -1,0 +1,115 @@
+//! The torch fixtures run and match ONNX Runtime's outputs and accuracy.
+//!
+//! Tolerance: `|whittle - ort| <= 1e-4 * |ort| + 1e-5`. The relative part is the target; the
+//! absolute floor of 1e-5 covers logits near zero, where a relative bound alone would demand more
+//! than f32 accumulation in a different order can give (a 64-term f32 dot product of values near 1
+//! already differs by a few 1e-7 between summation orders).
+
+use std::fs::File;
+use std::path::Path;
+
+use whittle_ir::Tensor;
+
+use crate::support::{f32_values, fixture, load_model, session};
+
+const RELATIVE: f64 = 1e-4;
+const ABSOLUTE: f64 = 1e-5;
+
+/// Runs `test_data_set_0` of fixture `name` and compares every output with ORT's; returns the
+/// largest relative error seen (relative to `max(|ort|, ABSOLUTE / RELATIVE)`).
+fn check_against_onnxruntime(name: &str) -> f64 {
+    let model = load_model(name);
+    let session = session(&model);
+    let data = fixture(name).join("test_data_set_0");
+    let input = whittle_onnx::load_tensor(&data.join("input_0.pb")).expect("input_0.pb loads");
+    let outputs = session.run(vec![(input.name.clone(), input)]).expect("fixture runs");
+    let mut worst: f64 = 0.0;
+    for (index, (output_name, actual)) in outputs.iter().enumerate() {
+        let expected = whittle_onnx::load_tensor(&data.join(format!("output_{index}.pb"))).expect("output .pb loads");
+        assert_eq!(&expected.name, output_name, "{name}: output {index} name");
+        assert_eq!(actual.dtype, expected.dtype, "{name}: {output_name} dtype");
+        assert_eq!(actual.dims, expected.dims, "{name}: {output_name} dims");
+        for (position, (&a, &e)) in f32_values(actual).iter().zip(&f32_values(&expected)).enumerate() {
+            let (a, e) = (f64::from(a), f64::from(e));
+            let error = (a - e).abs();
+            assert!(error <= RELATIVE * e.abs() + ABSOLUTE, "{name}: {output_name}[{position}] = {a}, ORT gives {e}");
+            worst = worst.max(error / e.abs().max(ABSOLUTE / RELATIVE));
+        }
+    }
+    eprintln!("{name}: max relative error against ONNX Runtime {worst:.3e}");
+    worst
+}
+
+#[test]
+fn digits_mlp_matches_onnxruntime() {
+    check_against_onnxruntime("digits_mlp");
+}
+
+#[test]
+fn digits_cnn_matches_onnxruntime() {
+    check_against_onnxruntime("digits_cnn");
+}
+
+#[test]
+fn transformer_tiny_matches_onnxruntime() {
+    check_against_onnxruntime("transformer_tiny");
+}
+
+/// Reads the array called `name` of an `.npz`.
+fn read_npz(path: &Path, name: &str) -> Tensor {
+    let arrays = whittle_data::read_arrays(path).expect("npz reads");
+    arrays.into_iter().find(|array| array.name == name).unwrap_or_else(|| panic!("{path:?} has no array '{name}'"))
+}
+
+fn read_labels(path: &Path) -> Vec<i64> {
+    whittle_data::read_labels(path).expect("labels read")
+}
+
+/// Runs the eval split of fixture `name` in one batch and checks that top-1 accuracy equals the one
+/// ONNX Runtime reached, as `meta.json` records it (rounded to 6 decimals).
+fn check_eval_accuracy(name: &str) {
+    let folder = fixture(name);
+    let meta: serde_json::Value =
+        serde_json::from_reader(File::open(folder.join("meta.json")).expect("meta.json")).expect("meta.json parses");
+    let recorded = meta["accuracy"]["onnxruntime_eval"].as_f64().expect("accuracy.onnxruntime_eval");
+    let model = load_model(name);
+    let input_name = model.graph.inputs[0].name.clone();
+    let inputs = read_npz(&folder.join("eval.npz"), &input_name);
+    let labels = read_labels(&folder.join("eval_labels.npy"));
+    let outputs = session(&model).run(vec![(input_name, inputs)]).expect("eval split runs");
+    let (_, logits) = &outputs[0];
+    let classes = logits.dims[1] as usize;
+    let values = f32_values(logits);
+    let correct = values
+        .chunks_exact(classes)
+        .zip(&labels)
+        .filter(|(row, &label)| {
+            // First maximum, as numpy's argmax picks it.
+            let best = row.iter().enumerate().fold(0, |best, (index, &value)| if value > row[best] { index } else { best });
+            best as i64 == label
+        })
+        .count();
+    assert_eq!(labels.len(), values.len() / classes, "{name}: one label per sample");
+    let accuracy = correct as f64 / labels.len() as f64;
+    eprintln!("{name}: eval accuracy {correct}/{} = {accuracy:.6}, ONNX Runtime {recorded}", labels.len());
+    assert!(
+        (accuracy - recorded).abs() < 1e-6,
+        "{name}: accuracy {accuracy:.6} ({correct}/{}), ONNX Runtime {recorded}",
+        labels.len()
+    );
+}
+
+#[test]
+fn digits_mlp_eval_accuracy_equals_onnxruntime() {
+    check_eval_accuracy("digits_mlp");
+}
+
+#[test]
+fn digits_cnn_eval_accuracy_equals_onnxruntime() {
+    check_eval_accuracy("digits_cnn");
+}
+
+#[test]
+fn transformer_tiny_eval_accuracy_equals_onnxruntime() {
+    check_eval_accuracy("transformer_tiny");
+}
