@@ -18,6 +18,24 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Re-save a model: normalise its tensors, or move initializers to (or from) an external data file.
     Convert(ConvertArgs),
+    /// Run a model once on inputs from files and summarise or save its outputs.
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The ONNX model to run.
+    pub model: PathBuf,
+    /// An input: `NAME=FILE` with a .npy, .npz or ONNX .pb file; a bare .npz feeds every input its
+    /// arrays are named after, and a bare file feeds a model's only input.
+    #[arg(short, long = "input", value_name = "NAME=FILE", required = true)]
+    pub inputs: Vec<String>,
+    /// Write every output to this .npz, keyed by output name.
+    #[arg(short, long, value_name = "OUT.npz")]
+    pub output: Option<PathBuf>,
+    /// Print the output summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]

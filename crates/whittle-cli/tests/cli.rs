@@ -192,3 +192,41 @@ fn unknown_subcommand_and_missing_argument_are_usage_errors() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("<MODEL>"));
 }
+
+#[test]
+fn run_reproduces_onnx_runtime_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, input) in [("digits_mlp", "input"), ("digits_cnn", "input"), ("transformer_tiny", "input_ids")] {
+        let data = root().join("fixtures").join(name).join("test_data_set_0");
+        let out = dir.path().join(format!("{name}.npz"));
+        let feed = format!("{input}={}", data.join("input_0.pb").display());
+        let output = whittle(&["run", fixture(name).to_str().unwrap(), "--input", &feed, "--output", out.to_str().unwrap()]);
+        assert!(output.status.success(), "{name}: {}", stderr(&output));
+        let outputs = whittle_data::read_arrays(&out).unwrap();
+        let expected = whittle_onnx::load_tensor(&data.join("output_0.pb")).unwrap();
+        assert_eq!(outputs.len(), 1);
+        // ONNX Runtime computed output_0.pb; the issue allows 1e-4 relative, with a floor for logits near zero.
+        whittle_metrics::assert_close(&expected.name, &expected, &outputs[0], 1e-4, 1e-5).unwrap();
+    }
+}
+
+#[test]
+fn run_prints_a_summary_and_names_bad_inputs() {
+    let model = fixture("digits_mlp");
+    let data = root().join("fixtures/digits_mlp/test_data_set_0/input_0.pb");
+    let output = whittle(&["run", model.to_str().unwrap(), "--input", data.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).starts_with("logits  f32[8,10]"), "{}", stdout(&output));
+
+    let wrong_name = format!("pixels={}", data.display());
+    let output = whittle(&["run", model.to_str().unwrap(), "--input", &wrong_name]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stderr(&output).trim_end(), "error: 'pixels' is not an input of the model (inputs: input)");
+
+    // Token ids are int64; the MLP takes float32 pixels.
+    let ids = root().join("fixtures/transformer_tiny/test_data_set_0/input_0.pb");
+    let output = whittle(&["run", model.to_str().unwrap(), "--input", ids.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(message.contains("input 'input'") && message.contains("i64"), "{message}");
+}
