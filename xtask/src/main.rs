@@ -1,5 +1,6 @@
 //! `cargo xtask <task>`: whittle's automation (Python venvs, test data, fixtures, heavy checks, CI).
 
+mod conformance;
 mod large_model;
 mod python;
 
@@ -15,6 +16,9 @@ tasks:
   setup        create the pinned interop venv (onnx, onnxruntime) and the ONNX backend test data
   test         setup, then the whole test suite: large-model and cargo test --workspace
   large-model  save a generated model over 2 GiB, check it with onnx.checker and ONNX Runtime, delete it
+  conformance [FILTER] [--update]
+               run the ONNX backend tests and the fixtures in whittle's runtime; fail when a test
+               listed in xtask/conformance-passing.txt no longer passes (--update rewrites the list)
   fixtures     regenerate fixtures/: models with torch and scikit-learn (downloads several GB the first
                time), format fixtures with the onnx package
 ";
@@ -35,6 +39,14 @@ fn main() -> Result<()> {
             large_model::run(&root)
         }
         "fixtures" => fixtures(&root),
+        "conformance" => {
+            let rest: Vec<String> = std::env::args().skip(2).collect();
+            let mode =
+                if rest.iter().any(|arg| arg == "--update") { conformance::Mode::Update } else { conformance::Mode::Check };
+            let filter = rest.iter().find(|arg| !arg.starts_with("--")).map(String::as_str);
+            setup(&root)?;
+            conformance::run(&root, mode, filter)
+        }
         "" | "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -76,6 +76,31 @@ impl Plan {
         let declared_input = |name: &str| graph.inputs.iter().any(|input| input.name == name);
         let constant = |name: &str| graph.initializer(name).filter(|_| !declared_input(name));
 
+        let order = graph.topological_order()?;
+        let mut steps = Vec::with_capacity(order.len());
+        for &index in &order {
+            let node = &graph.nodes[index];
+            let domain = canonical_domain(&node.domain);
+            let opset = model.opset_version(&node.domain);
+            let unsupported = || RuntimeError::UnsupportedOp {
+                node: node.label(),
+                op: node.op_type.clone(),
+                domain: domain.to_string(),
+                opset: opset.map_or_else(|| "not imported".to_string(), |opset| opset.to_string()),
+            };
+            let Some(opset) = opset else { return Err(unsupported()) };
+            let op = Op::parse(&NodeContext { node, opset, constant: &constant })?;
+            if matches!(op, Op::Opaque { .. }) {
+                return Err(unsupported());
+            }
+            let inputs = node.inputs.iter().map(|name| (!name.is_empty()).then(|| Read::Clone(slot_of(name)))).collect();
+            let outputs = node.outputs.iter().map(|name| (!name.is_empty()).then(|| slot_of(name))).collect();
+            let required_results = node.outputs.iter().rposition(|name| !name.is_empty()).map_or(0, |last| last + 1);
+            steps.push(Step { label: node.label(), op, inputs, outputs, required_results });
+        }
+
+        // Inputs are checked after the ops, so that a model with an op this runtime lacks is reported
+        // as such rather than by the first input type that op would have needed.
         let mut inputs = Vec::new();
         for input in graph.feed_inputs() {
             let (dtype, shape) = match input.ty.as_ref().map(|ty| &ty.kind) {
@@ -111,29 +136,6 @@ impl Plan {
                 }
             }
             inputs.push(InputSpec { name: input.name.clone(), slot: slot_of(&input.name), dtype, shape });
-        }
-
-        let order = graph.topological_order()?;
-        let mut steps = Vec::with_capacity(order.len());
-        for &index in &order {
-            let node = &graph.nodes[index];
-            let domain = canonical_domain(&node.domain);
-            let opset = model.opset_version(&node.domain);
-            let unsupported = || RuntimeError::UnsupportedOp {
-                node: node.label(),
-                op: node.op_type.clone(),
-                domain: domain.to_string(),
-                opset: opset.map_or_else(|| "not imported".to_string(), |opset| opset.to_string()),
-            };
-            let Some(opset) = opset else { return Err(unsupported()) };
-            let op = Op::parse(&NodeContext { node, opset, constant: &constant })?;
-            if matches!(op, Op::Opaque { .. }) {
-                return Err(unsupported());
-            }
-            let inputs = node.inputs.iter().map(|name| (!name.is_empty()).then(|| Read::Clone(slot_of(name)))).collect();
-            let outputs = node.outputs.iter().map(|name| (!name.is_empty()).then(|| slot_of(name))).collect();
-            let required_results = node.outputs.iter().rposition(|name| !name.is_empty()).map_or(0, |last| last + 1);
-            steps.push(Step { label: node.label(), op, inputs, outputs, required_results });
         }
 
         // Weights are uploaded only once every node has parsed, so that an unsupported op is reported
