@@ -14,7 +14,7 @@ usage: cargo xtask <task>
 
 tasks:
   setup        create the pinned interop venv (onnx, onnxruntime) and the ONNX backend test data
-  test         setup, then the whole test suite: large-model and cargo test --workspace
+  test         setup, then the whole test suite: large-model, conformance and cargo test --workspace
   large-model  save a generated model over 2 GiB, check it with onnx.checker and ONNX Runtime, delete it
   conformance [FILTER] [--update]
                run the ONNX backend tests and the fixtures in whittle's runtime; fail when a test
@@ -30,8 +30,9 @@ fn main() -> Result<()> {
         "setup" => setup(&root),
         "test" => {
             setup(&root)?;
-            // The large-model check first, so that cargo test's summary lines end the output.
+            // The large-model check and conformance first, so that cargo test's summary lines end the output.
             large_model::run(&root)?;
+            conformance::run(&root, conformance::Mode::Check, None)?;
             run(Command::new(env!("CARGO")).args(["test", "--workspace", "--all-targets"]).current_dir(&root))
         }
         "large-model" => {
