@@ -55,22 +55,16 @@ pub(crate) fn arithmetic(op: Arithmetic, a: Value, b: Value) -> Result<Value, Op
             };
             Value::from_float(z, dtype)?
         }),
-        ElementKind::Int => {
-            if op == Arithmetic::Div {
-                // ONNX truncates integer quotients and leaves division by zero undefined; burn's
-                // integer division semantics differ by backend, so it is refused until checked.
-                fail!("Div on {dtype} is not implemented");
-            }
-            with_rank!(a.burn_rank(), D => {
-                let (x, y) = (a.int::<D>()?, b.int::<D>()?);
-                let z = match op {
-                    Arithmetic::Add => x + y,
-                    Arithmetic::Sub => x - y,
-                    _ => x * y,
-                };
-                Value::from_int(z, dtype)?
-            })
-        }
+        ElementKind::Int => with_rank!(a.burn_rank(), D => {
+            let (x, y) = (a.int::<D>()?, b.int::<D>()?);
+            let z = match op {
+                Arithmetic::Add => x + y,
+                Arithmetic::Sub => x - y,
+                Arithmetic::Mul => x * y,
+                Arithmetic::Div => crate::ops::div::integer_quotient(x, y, dtype)?,
+            };
+            Value::from_int(z, dtype)?
+        }),
         ElementKind::Bool => fail!("arithmetic on bool tensors is not defined"),
     };
     // A scalar result is computed as shape [1]; give it back its ONNX shape.

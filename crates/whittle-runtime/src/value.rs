@@ -317,6 +317,21 @@ impl Value {
 
 fn reshape_kind<K: burn_tensor::kind::Basic>(tensor: BridgeTensor, source_rank: usize, target: &[usize]) -> BridgeTensor {
     let count: usize = target.iter().product();
+    if count == 0 {
+        // burn's reshape reads a 0 in the target as "keep this axis's size" (ONNX's allowzero=0
+        // rule) and indexes the source shape with it, which panics or picks a wrong size when the
+        // ranks differ. An empty tensor has no elements to keep, so a new one of the target shape
+        // is the same value.
+        let (device, dtype) = with_rank!(source_rank, S => {
+            let typed = Tensor::<S, K>::from_bridge(tensor);
+            (typed.device(), typed.dtype())
+        });
+        return with_rank!(target.len(), D => {
+            let mut dims = [0usize; D];
+            dims.copy_from_slice(target);
+            Tensor::<D, K>::empty(dims, (&device, dtype)).into_bridge()
+        });
+    }
     let flat: Tensor<1, K> = with_rank!(source_rank, S => Tensor::<S, K>::from_bridge(tensor).reshape([count]));
     with_rank!(target.len(), D => {
         let mut dims = [0usize; D];
@@ -387,6 +402,21 @@ mod tests {
         assert_eq!(reshaped.shape(), &[3, 1, 2]);
         assert_eq!(reshaped.to_f32_vec().unwrap(), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         assert!(value.reshape(&[4]).is_err());
+    }
+
+    #[test]
+    fn empty_values_reshape_to_any_empty_shape_keeping_their_dtype() {
+        // burn's reshape reads a target size of 0 as "keep the source axis", which panicked with an
+        // index out of bounds when the source had fewer axes (node/test_reshape_allowzero_reordered).
+        let host = whittle_ir::Tensor::from_i64("x", vec![0, 3, 4], &[]).unwrap();
+        let value = Value::from_ir(&host, &device()).unwrap();
+        for target in [&[3, 4, 0][..], &[0], &[2, 0, 1, 5], &[12, 0]] {
+            let reshaped = value.clone().reshape(target).unwrap();
+            assert_eq!(reshaped.shape(), target);
+            let back = reshaped.to_ir("x").unwrap();
+            assert_eq!(back.dtype, DataType::I64);
+            assert_eq!(back.dims, target.iter().map(|&dim| dim as i64).collect::<Vec<_>>());
+        }
     }
 
     #[test]

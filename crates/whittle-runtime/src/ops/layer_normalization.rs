@@ -2,13 +2,19 @@
 //!
 //! Normalizes over the axes `axis..` of X: `Y = (X - mean) / sqrt(var + epsilon) * Scale + B`, with
 //! the biased variance. Scale and B have the shape of those axes. X is viewed as a matrix
-//! `[prod(shape[..axis]), prod(shape[axis..])]` so that burn's last-axis layer_norm does the work.
-//! `stash_type` sets the precision of mean and variance; only 1 (f32) is accepted, which for f32
-//! inputs is what burn computes. The optional Mean and InvStdDev outputs are refused at plan time.
+//! `[prod(shape[..axis]), prod(shape[axis..])]` (one row per group, a single row for axis 0).
+//! `stash_type` sets the precision of mean and variance and the dtype of the optional Mean and
+//! InvStdDev outputs, whose shape is X's with the normalized axes set to 1; only 1 (f32) is accepted,
+//! the default and the only one onnx's reference implements.
+//!
+//! Without Mean and InvStdDev, burn's last-axis `layer_norm` does the work: it is the path every
+//! exported transformer takes. When the node names either statistic, the row statistics are computed
+//! here in f32 (the stash type) and Y is built from them, so that Y and the statistics agree.
 
 use std::ops::RangeInclusive;
 
-use burn_tensor::module;
+use burn_tensor::{module, DType, Tensor};
+use whittle_ir::DataType;
 
 use crate::ops::{normalize_axis, Inputs, NodeContext, OpError, Operator};
 use crate::value::Value;
@@ -18,6 +24,8 @@ use crate::value::Value;
 pub struct LayerNormalization {
     pub axis: i64,
     pub epsilon: f32,
+    /// Whether the node names the Mean or InvStdDev output.
+    pub statistics: bool,
 }
 
 impl Operator for LayerNormalization {
@@ -30,10 +38,8 @@ impl Operator for LayerNormalization {
         if stash_type != 1 {
             return Err(OpError::attribute("stash_type", format!("only 1 (float32) is implemented, found {stash_type}")));
         }
-        if node.node.outputs.iter().skip(1).any(|name| !name.is_empty()) {
-            fail!("the Mean and InvStdDev outputs are not implemented");
-        }
-        Ok(LayerNormalization { axis: node.int("axis", -1)?, epsilon: node.float("epsilon", 1e-5)? })
+        let statistics = node.node.outputs.iter().skip(1).any(|name| !name.is_empty());
+        Ok(LayerNormalization { axis: node.int("axis", -1)?, epsilon: node.float("epsilon", 1e-5)?, statistics })
     }
 
     fn eval(&self, mut inputs: Inputs) -> Result<Vec<Value>, OpError> {
@@ -62,9 +68,43 @@ impl Operator for LayerNormalization {
         let x = x.reshape(&[rows, columns])?.float::<2>()?;
         let scale = scale.reshape(&[columns])?.float::<1>()?;
         let bias = bias.map(|bias| bias.reshape(&[columns])?.float::<1>()).transpose()?;
-        let y = module::layer_norm(x, scale, bias, f64::from(self.epsilon));
-        Ok(vec![Value::from_float(y, dtype)?.reshape(&shape)?])
+        if !self.statistics {
+            let y = module::layer_norm(x, scale, bias, f64::from(self.epsilon));
+            return Ok(vec![Value::from_float(y, dtype)?.reshape(&shape)?]);
+        }
+        let (y, mean, inv_std_dev) = normalize_with_statistics(x, scale, bias, f64::from(self.epsilon));
+        // The statistics keep X's rank with size 1 on the normalized axes, as the spec's
+        // reduction shape does, so that they broadcast against X.
+        let statistics_shape: Vec<usize> = shape.iter().enumerate().map(|(index, &size)| if index < axis { size } else { 1 }).collect();
+        Ok(vec![
+            Value::from_float(y, dtype)?.reshape(&shape)?,
+            Value::from_float(mean, DataType::F32)?.reshape(&statistics_shape)?,
+            Value::from_float(inv_std_dev, DataType::F32)?.reshape(&statistics_shape)?,
+        ])
     }
+}
+
+/// Y, the row means and the row inverse standard deviations of the matrix `x`, with the statistics
+/// in f32 (the stash type) whatever X's float type, and Y cast back to it.
+fn normalize_with_statistics(
+    x: Tensor<2>,
+    scale: Tensor<1>,
+    bias: Option<Tensor<1>>,
+    epsilon: f64,
+) -> (Tensor<2>, Tensor<2>, Tensor<2>) {
+    let dtype = x.dtype();
+    let x = x.cast(DType::F32);
+    let mean = x.clone().mean_dim(1);
+    let centered = x - mean.clone();
+    let variance = centered.clone().square().mean_dim(1);
+    let inv_std_dev = variance.add_scalar(epsilon).sqrt().recip();
+    let normalized = centered * inv_std_dev.clone();
+    // Scale and B are applied in X's type, as the spec's function body does after casting back.
+    let mut y = normalized.cast(dtype) * scale.unsqueeze::<2>();
+    if let Some(bias) = bias {
+        y = y + bias.unsqueeze::<2>();
+    }
+    (y, mean, inv_std_dev)
 }
 
 #[cfg(test)]
@@ -106,6 +146,67 @@ mod tests {
         let layer_norm = node("LayerNormalization", 2, 1, vec![("axis", AttrValue::Int(1)), ("epsilon", AttrValue::Float(0.0))]);
         let out = run(&layer_norm, 17, vec![f32_value(&[1, 2, 2], &x), f32_value(&[2, 2], &[1.0; 4])]);
         assert_close(&out[0], &[1, 2, 2], &reference(&[1.0, 2.0, 3.0, 6.0], &[1.0; 4], &[0.0; 4], 0.0));
+    }
+
+    /// Mean and 1 / sqrt(var + epsilon) of one group in f64, with the biased variance.
+    fn statistics(group: &[f64], epsilon: f64) -> (f64, f64) {
+        let n = group.len() as f64;
+        let mean = group.iter().sum::<f64>() / n;
+        let variance = group.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+        (mean, 1.0 / (variance + epsilon).sqrt())
+    }
+
+    #[test]
+    fn mean_and_inv_std_dev_keep_the_rank_with_normalized_axes_set_to_1() {
+        // [2, 3, 2] with axis -2: each of the two groups holds 6 elements; statistics are [2, 1, 1].
+        let x: Vec<f32> = (0..12).map(|i| ((i * 7) % 5) as f32 - 1.5).collect();
+        let scale: Vec<f32> = (0..6).map(|i| 0.5 + i as f32).collect();
+        let bias: Vec<f32> = (0..6).map(|i| i as f32 - 2.0).collect();
+        let layer_norm = node("LayerNormalization", 3, 3, vec![("axis", AttrValue::Int(-2)), ("epsilon", AttrValue::Float(0.01))]);
+        let out = run(&layer_norm, 17, vec![f32_value(&[2, 3, 2], &x), f32_value(&[3, 2], &scale), f32_value(&[3, 2], &bias)]);
+        let to64 = |values: &[f32]| values.iter().map(|&v| f64::from(v)).collect::<Vec<_>>();
+        // epsilon as the f32 attribute holds it.
+        let epsilon = f64::from(0.01f32);
+        let groups = [to64(&x[..6]), to64(&x[6..])];
+        let expected_y = [
+            reference(&groups[0], &to64(&scale), &to64(&bias), epsilon),
+            reference(&groups[1], &to64(&scale), &to64(&bias), epsilon),
+        ]
+        .concat();
+        let (stats0, stats1) = (statistics(&groups[0], epsilon), statistics(&groups[1], epsilon));
+        assert_eq!(out.len(), 3);
+        assert_close(&out[0], &[2, 3, 2], &expected_y);
+        assert_close(&out[1], &[2, 1, 1], &[stats0.0, stats1.0]);
+        assert_close(&out[2], &[2, 1, 1], &[stats0.1, stats1.1]);
+    }
+
+    #[test]
+    fn axis_0_normalizes_the_whole_tensor_as_one_group() {
+        let x = [3.0, -1.0, 0.5, 2.0, 8.0, -4.0];
+        let layer_norm = node("LayerNormalization", 2, 3, vec![("axis", AttrValue::Int(0))]);
+        let out = run(&layer_norm, 17, vec![f32_value(&[3, 2], &x), f32_value(&[3, 2], &[1.0; 6])]);
+        let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        let (mean, inv_std_dev) = statistics(&x64, f64::from(1e-5f32));
+        assert_close(&out[0], &[3, 2], &reference(&x64, &[1.0; 6], &[0.0; 6], f64::from(1e-5f32)));
+        assert_close(&out[1], &[1, 1], &[mean]);
+        assert_close(&out[2], &[1, 1], &[inv_std_dev]);
+    }
+
+    #[test]
+    fn only_the_named_statistics_are_required() {
+        // An omitted Mean (empty name) with InvStdDev named still needs three results, in order.
+        let mut layer_norm = node("LayerNormalization", 2, 3, vec![]);
+        layer_norm.outputs[1] = String::new();
+        let out = run(&layer_norm, 17, vec![f32_value(&[1, 2], &[1.0, 3.0]), f32_value(&[2], &[1.0, 1.0])]);
+        let (_, inv_std_dev) = statistics(&[1.0, 3.0], f64::from(1e-5f32));
+        assert_close(&out[2], &[1, 1], &[inv_std_dev]);
+    }
+
+    #[test]
+    fn axis_out_of_range_is_an_error() {
+        let layer_norm = node("LayerNormalization", 2, 1, vec![("axis", AttrValue::Int(-3))]);
+        let err = try_run(&layer_norm, 17, vec![f32_value(&[1, 2], &[1.0, 2.0]), f32_value(&[2], &[1.0; 2])]);
+        assert_eq!(err.unwrap_err(), "axis -3 is out of range for rank 2");
     }
 
     #[test]

@@ -117,9 +117,20 @@ mod tests {
     }
 
     #[test]
+    fn allowzero_reorders_an_empty_input_without_panicking() {
+        // node/test_reshape_allowzero_reordered: [0, 3, 4] to [3, 4, 0] with allowzero=1 panicked
+        // inside burn, whose reshape reads the trailing 0 as "copy axis 2" of its flattened source.
+        let reshape = node("Reshape", 2, 1, vec![("allowzero", AttrValue::Int(1))]);
+        let out = run(&reshape, 14, vec![f32_value(&[0, 3, 4], &[]), i64_value(&[3], &[3, 4, 0])]);
+        assert_eq!(out[0].shape(), &[3, 4, 0]);
+        assert_eq!(out[0].to_f32_vec().unwrap(), Vec::<f32>::new());
+    }
+
+    #[test]
     fn shape_from_a_computed_input() {
         let x: Vec<f32> = (0..6).map(|i| i as f32).collect();
         let out = run(&node("Reshape", 2, 1, vec![]), 14, vec![f32_value(&[2, 3], &x), i64_value(&[2], &[3, 2])]);
         assert_close(&out[0], &[3, 2], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
     }
 }
+

@@ -7,6 +7,8 @@
 
 use std::ops::RangeInclusive;
 
+use burn_tensor::Tensor;
+
 use crate::ops::{normalize_axis, Inputs, NodeContext, OpError, Operator};
 use crate::value::{with_rank, ElementKind, Value};
 
@@ -71,13 +73,20 @@ impl Operator for Split {
         let mut start = 0;
         for &length in &split {
             let length = length as usize;
-            if length == 0 {
-                fail!("empty parts ({split:?}) are not implemented");
-            }
-            // narrow returns a view of the same buffer; nothing is copied here.
+            // narrow returns a view of the same buffer; nothing is copied here. It refuses a length
+            // of 0 (burn asserts a non-empty range), so an empty part is a new empty tensor instead:
+            // it has no elements to share.
             let part = with_rank!(x.burn_rank(), D => match x.kind() {
-                ElementKind::Float => Value::from_float(x.clone().float::<D>()?.narrow(axis, start, length), dtype)?,
-                ElementKind::Int => Value::from_int(x.clone().int::<D>()?.narrow(axis, start, length), dtype)?,
+                ElementKind::Float => {
+                    let tensor = x.clone().float::<D>()?;
+                    let part = if length == 0 { empty_like_along(&tensor, axis) } else { tensor.narrow(axis, start, length) };
+                    Value::from_float(part, dtype)?
+                }
+                ElementKind::Int => {
+                    let tensor = x.clone().int::<D>()?;
+                    let part = if length == 0 { empty_like_along(&tensor, axis) } else { tensor.narrow(axis, start, length) };
+                    Value::from_int(part, dtype)?
+                }
                 ElementKind::Bool => fail!("Split of bool tensors is not implemented"),
             });
             outputs.push(part);
@@ -85,6 +94,13 @@ impl Operator for Split {
         }
         Ok(outputs)
     }
+}
+
+/// A tensor of `tensor`'s dtype, device and shape, except size 0 along `axis`.
+fn empty_like_along<const D: usize, K: burn_tensor::kind::Basic>(tensor: &Tensor<D, K>, axis: usize) -> Tensor<D, K> {
+    let mut dims = tensor.dims();
+    dims[axis] = 0;
+    Tensor::empty(dims, (&tensor.device(), tensor.dtype()))
 }
 
 impl Split {
@@ -149,6 +165,24 @@ mod tests {
         let out = run(&node("Split", 2, 2, vec![]), 13, vec![i64_value(&[5], &[1, 2, 3, 4, 5]), i64_value(&[2], &[2, 3])]);
         assert_eq!(out[0].to_i64_vec().unwrap(), vec![1, 2]);
         assert_eq!(out[1].to_i64_vec().unwrap(), vec![3, 4, 5]);
+    }
+
+    #[test]
+    fn zero_size_parts_are_empty_outputs() {
+        // node/test_split_zero_size_splits: an empty axis cut into parts of size 0, and an empty
+        // part between two others.
+        let out = run(&node("Split", 2, 3, vec![]), 13, vec![f32_value(&[0], &[]), i64_value(&[3], &[0, 0, 0])]);
+        assert!(out.iter().all(|part| part.shape() == [0]));
+        let x: Vec<f32> = (0..6).map(|i| i as f32).collect();
+        let split = node("Split", 2, 3, vec![("axis", AttrValue::Int(-1))]);
+        let out = run(&split, 18, vec![f32_value(&[2, 3], &x), i64_value(&[3], &[1, 0, 2])]);
+        assert_close(&out[0], &[2, 1], &[0.0, 3.0]);
+        assert_close(&out[1], &[2, 0], &[]);
+        assert_close(&out[2], &[2, 2], &[1.0, 2.0, 4.0, 5.0]);
+        let out = run(&node("Split", 2, 2, vec![]), 13, vec![i64_value(&[2], &[7, 8]), i64_value(&[2], &[0, 2])]);
+        assert_eq!(out[0].shape(), &[0]);
+        assert_eq!(out[0].dtype(), whittle_ir::DataType::I64);
+        assert_eq!(out[1].to_i64_vec().unwrap(), vec![7, 8]);
     }
 
     #[test]
