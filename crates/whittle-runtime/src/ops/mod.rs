@@ -58,8 +58,10 @@ pub(crate) use fail;
 
 /// One op's file: parsing from a node and evaluation.
 pub(crate) trait Operator: Sized {
-    /// The ai.onnx op type.
+    /// The op type within [`Operator::DOMAIN`].
     const OP_TYPE: &'static str;
+    /// The canonical domain (`ai.onnx` for the default one, `ai.onnx.ml` for the classic-ML ops).
+    const DOMAIN: &'static str = DEFAULT_DOMAIN;
     /// The opsets whose definition of the op the file implements.
     const OPSETS: RangeInclusive<i64>;
     /// Every attribute the op defines in those opsets; any other is an error at plan time.
@@ -88,21 +90,25 @@ macro_rules! ops {
             /// known ops with a bad attribute or an unsupported opset are errors.
             pub(crate) fn parse(context: &NodeContext<'_>) -> Result<Op, RuntimeError> {
                 let node = context.node;
-                if canonical_domain(&node.domain) == DEFAULT_DOMAIN {
-                    match node.op_type.as_str() {
-                        $(<$module::$name as Operator>::OP_TYPE => {
-                            return parse_op::<$module::$name>(context).map(Op::$name);
-                        })*
-                        _ => {}
-                    }
-                }
-                Ok(Op::Opaque { domain: canonical_domain(&node.domain).to_string(), op_type: node.op_type.clone() })
+                let domain = canonical_domain(&node.domain);
+                $(if domain == <$module::$name as Operator>::DOMAIN && node.op_type == <$module::$name as Operator>::OP_TYPE {
+                    return parse_op::<$module::$name>(context).map(Op::$name);
+                })*
+                Ok(Op::Opaque { domain: domain.to_string(), op_type: node.op_type.clone() })
             }
 
             /// Parses `node` of a model that imports its domain at `opset`, for code outside a
             /// session (graph passes): shape-like inputs are left to run time.
             pub fn from_node(node: &Node, opset: i64) -> Result<Op, RuntimeError> {
                 Op::parse(&NodeContext { node, opset, constant: &|_| None })
+            }
+
+            /// The canonical domain of the op.
+            pub fn domain(&self) -> &str {
+                match self {
+                    $(Op::$name(_) => <$module::$name as Operator>::DOMAIN,)*
+                    Op::Opaque { domain, .. } => domain,
+                }
             }
 
             /// The ONNX op type.
