@@ -33,6 +33,37 @@ impl Backend {
             Backend::Flex => "flex",
         }
     }
+
+    /// Every backend this build offers, the default first.
+    pub fn available() -> &'static [Backend] {
+        &[
+            #[cfg(feature = "flex")]
+            Backend::Flex,
+        ]
+    }
+
+    /// The backend called `name` (its [`Backend::name`], or `cpu` for the default CPU backend);
+    /// `None` when this build has no such backend.
+    pub fn from_name(name: &str) -> Option<Backend> {
+        if name == "cpu" {
+            return Some(Backend::default());
+        }
+        Backend::available().iter().copied().find(|backend| backend.name() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backend;
+
+    #[test]
+    fn names_round_trip_and_cpu_is_the_default() {
+        for &backend in Backend::available() {
+            assert_eq!(Backend::from_name(backend.name()), Some(backend));
+        }
+        assert_eq!(Backend::from_name("cpu"), Some(Backend::default()));
+        assert_eq!(Backend::from_name("tpu"), None);
+    }
 }
 
 /// How a session runs.
