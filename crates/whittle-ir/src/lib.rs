@@ -9,6 +9,7 @@ mod display;
 mod dtype;
 mod error;
 mod graph;
+mod host_value;
 mod summary;
 mod tensor;
 mod types;
@@ -21,6 +22,7 @@ pub use graph::{
     canonical_domain, Function, Graph, Metadata, Model, Node, OpsetImport, TensorAnnotation, TrainingInfo, ValueInfo,
     DEFAULT_DOMAIN,
 };
+pub use host_value::{HostValue, MapKeys, MapValue};
 pub use summary::{InitializerSummary, ModelSummary, ParameterCount, ValueSummary};
 pub use tensor::{element_count, SparseTensor, Tensor, TensorData};
 pub use types::{Dim, DimValue, Shape, Type, TypeKind};

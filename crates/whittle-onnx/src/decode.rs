@@ -30,7 +30,7 @@ fn invalid(reason: impl Into<String>) -> DecodeError {
 /// Converts protobuf messages to IR, reading external data relative to `base_dir`.
 pub(crate) struct Decoder {
     base_dir: Option<PathBuf>,
-    open_files: HashMap<PathBuf, File>,
+    pub(crate) open_files: HashMap<PathBuf, File>,
     /// Fields newer than the schema this build was made with; they cannot be kept.
     pub(crate) warnings: Vec<String>,
 }

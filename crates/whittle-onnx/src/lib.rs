@@ -7,6 +7,7 @@
 mod decode;
 mod encode;
 mod error;
+mod sequence;
 
 use std::fs;
 use std::io::Write;
@@ -31,6 +32,8 @@ pub struct LoadedModel {
     pub model: Model,
     /// Parts of the file this build cannot represent (fields from a newer ONNX schema); empty for most models.
     pub warnings: Vec<String>,
+    /// The external data files the model's tensors were read from, sorted; empty for most models.
+    pub external_files: Vec<PathBuf>,
 }
 
 /// Reads an ONNX model, with external data resolved relative to the model's folder.
@@ -63,7 +66,9 @@ fn decode_bytes(bytes: &[u8], path: &Path, base_dir: Option<PathBuf>) -> Result<
             OnnxError::ExternalData { path: path.to_path_buf(), tensor, location, reason }
         }
     })?;
-    Ok(LoadedModel { model, warnings: decoder.warnings })
+    let mut external_files: Vec<PathBuf> = decoder.open_files.keys().cloned().collect();
+    external_files.sort();
+    Ok(LoadedModel { model, warnings: decoder.warnings, external_files })
 }
 
 /// Reads a tensor stored as one serialized `TensorProto` (the `input_0.pb` files of ONNX test data sets).
@@ -75,12 +80,26 @@ pub fn load_tensor(path: &Path) -> Result<whittle_ir::Tensor, OnnxError> {
     let proto = onnx_protobuf::TensorProto::parse_from_bytes(&bytes)
         .map_err(|err| OnnxError::Protobuf { path: path.to_path_buf(), reason: err.to_string() })?;
     let base_dir = path.parent().map(Path::to_path_buf);
-    Decoder::new(base_dir).tensor(&proto).map_err(|err| match err {
+    Decoder::new(base_dir).tensor(&proto).map_err(|err| file_error(path, err))
+}
+
+/// Reads a sequence stored as one serialized `SequenceProto` (the test data of a graph output of type
+/// `seq(...)`, such as ai.onnx.ml ZipMap's `seq(map(int64, float))`).
+///
+/// A file does not say which message it holds; the caller knows from the graph's declared type.
+pub fn load_sequence(path: &Path) -> Result<Vec<whittle_ir::HostValue>, OnnxError> {
+    let bytes = fs::read(path).map_err(|source| OnnxError::Io { path: path.to_path_buf(), source })?;
+    let base_dir = path.parent().map(Path::to_path_buf);
+    sequence::sequence(&bytes, &mut Decoder::new(base_dir), 0).map_err(|err| file_error(path, err))
+}
+
+fn file_error(path: &Path, err: DecodeError) -> OnnxError {
+    match err {
         DecodeError::Invalid(reason) => OnnxError::Invalid { path: path.to_path_buf(), reason },
         DecodeError::ExternalData { tensor, location, reason } => {
             OnnxError::ExternalData { path: path.to_path_buf(), tensor, location, reason }
         }
-    })
+    }
 }
 
 /// Where initializer bytes are written.

@@ -69,3 +69,44 @@ fn test_data_tensors_load_with_their_names_and_shapes() {
     let err = whittle_onnx::load_tensor(&dir.join("missing.pb")).unwrap_err();
     assert!(err.to_string().contains("missing.pb"), "{err}");
 }
+
+#[test]
+fn zipmap_test_data_decodes_to_the_probabilities_of_the_plain_model() {
+    // Both files were written by ONNX Runtime from the same LogisticRegression, once with ZipMap
+    // (a SequenceProto of MapProto) and once without (a [8, 3] tensor), so they must hold the same numbers.
+    let root = crate::workspace_root().join("fixtures");
+    let maps = whittle_onnx::load_sequence(&root.join("iris_logreg_zipmap/test_data_set_0/output_1.pb")).unwrap();
+    let dense = whittle_onnx::load_tensor(&root.join("iris_logreg/test_data_set_0/output_1.pb")).unwrap();
+    assert_eq!(dense.dims, vec![8, 3]);
+    let dense = dense.to_f32_vec().unwrap();
+    assert_eq!(maps.len(), 8);
+    for (row, map) in maps.iter().enumerate() {
+        let whittle_ir::HostValue::Map(map) = map else { panic!("row {row} is a {}", map.kind_name()) };
+        assert_eq!(map.keys, whittle_ir::MapKeys::Int64(vec![0, 1, 2]));
+        for (class, value) in map.values.iter().enumerate() {
+            let whittle_ir::HostValue::Tensor(tensor) = value else { panic!("value is a {}", value.kind_name()) };
+            assert!(tensor.dims.is_empty());
+            assert_eq!(tensor.to_f32_vec().unwrap(), vec![dense[row * 3 + class]], "row {row} class {class}");
+        }
+    }
+}
+
+#[test]
+fn sequence_files_that_are_not_sequences_fail_with_the_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(crate::workspace_root().join("fixtures/iris_logreg_zipmap/test_data_set_0/output_1.pb")).unwrap();
+    let path = dir.path().join("cut.pb");
+    let mut rejected = 0;
+    for cut in 1..bytes.len() {
+        std::fs::write(&path, &bytes[..cut]).unwrap();
+        if let Err(err) = whittle_onnx::load_sequence(&path) {
+            assert!(err.to_string().starts_with(&path.display().to_string()), "{err}");
+            rejected += 1;
+        }
+    }
+    assert!(rejected > bytes.len() / 2, "only {rejected} of {} cuts rejected", bytes.len());
+    // A tensor file holds a TensorProto, whose fields do not make a valid sequence of maps.
+    let tensor = crate::workspace_root().join("fixtures/iris_logreg/test_data_set_0/output_1.pb");
+    let err = whittle_onnx::load_sequence(&tensor).unwrap_err();
+    assert!(err.to_string().contains("output_1.pb"), "{err}");
+}
