@@ -20,6 +20,79 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Run a model once on inputs from files and summarise or save its outputs.
     Run(RunArgs),
+    /// Measure a model's latency (mean, p50, p90, p99), throughput and peak memory.
+    Bench(BenchArgs),
+    /// Run two models on the same data and report fidelity, accuracy, size and latency side by side.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// The ONNX model to measure.
+    pub model: PathBuf,
+    /// Threads for every kernel (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Untimed runs before measuring.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub warmup: usize,
+    /// Timed runs (default 50 unless --seconds is given).
+    #[arg(long, value_name = "N", conflicts_with = "seconds")]
+    pub iters: Option<usize>,
+    /// Time runs for this many seconds instead of a fixed count.
+    #[arg(long, value_name = "S")]
+    pub seconds: Option<f64>,
+    /// Batch size: the size of a symbolic first axis, or the samples per feed taken from --data.
+    #[arg(long, value_name = "B")]
+    pub batch: Option<usize>,
+    /// A shape for an input with symbolic dimensions, as NAME=DIMS (`input=1x3x224x224`); repeatable.
+    #[arg(long = "shape", value_name = "NAME=DIMS")]
+    pub shapes: Vec<String>,
+    /// Measure on the first feed of this data (.npz or folder) instead of generated inputs.
+    #[arg(long, value_name = "DATA", conflicts_with = "shapes")]
+    pub data: Option<PathBuf>,
+    /// The device to run on: `cpu` (burn-flex), or a backend this build has.
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The reference model (the original).
+    pub reference: PathBuf,
+    /// The candidate model (the optimized one).
+    pub candidate: PathBuf,
+    /// Inputs: a .npz keyed by input name with samples along axis 0, or a folder of .npz files and
+    /// ONNX test_data_set_* folders.
+    #[arg(long, value_name = "DATA")]
+    pub data: PathBuf,
+    /// Class ids, one per sample (.npy), for task accuracy.
+    #[arg(long, value_name = "LABELS.npy")]
+    pub labels: Option<PathBuf>,
+    /// Samples per run when the data is one .npz and the batch axis is symbolic (default 1).
+    #[arg(long, value_name = "B")]
+    pub batch: Option<usize>,
+    /// Threads for every kernel (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Timed runs of each model for latency, on the first feed; 0 skips latency.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub iters: usize,
+    /// Untimed runs before the timed ones.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub warmup: usize,
+    /// The device to run on: `cpu` (burn-flex), or a backend this build has.
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: String,
+    /// Print the report as JSON.
+    #[arg(long, conflicts_with = "markdown")]
+    pub json: bool,
+    /// Print the report as Markdown (the default output is the same tables).
+    #[arg(long)]
+    pub markdown: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -6,7 +6,11 @@ use anyhow::{bail, Context};
 use whittle_ir::{Tensor, ValueInfo};
 use whittle_onnx::{ExternalData, SaveOptions};
 
-use crate::cli::{ConvertArgs, ExternalDataArg};
+use whittle_data::Batching;
+use whittle_eval::{BenchData, BenchOptions, Budget, CompareOptions, InputShapes, LatencyOptions};
+use whittle_runtime::{Backend, RuntimeOptions};
+
+use crate::cli::{BenchArgs, CompareArgs, ConvertArgs, ExternalDataArg};
 
 /// How `convert` saves, from its flags.
 pub fn save_options(args: &ConvertArgs) -> SaveOptions {
@@ -72,4 +76,73 @@ pub fn run_feeds(arguments: &[String], inputs: &[ValueInfo]) -> anyhow::Result<V
         bail!("no data for input(s) {}: give --input NAME=FILE for each", missing.join(", "));
     }
     Ok(feeds)
+}
+
+/// The runtime for `--device NAME`.
+pub fn runtime_options(device: &str) -> anyhow::Result<RuntimeOptions> {
+    match Backend::from_name(device) {
+        Some(backend) => Ok(RuntimeOptions::new(backend)),
+        None => {
+            let available: Vec<&str> = Backend::available().iter().map(|backend| backend.name()).collect();
+            bail!("device '{device}' is not in this build (available: cpu, {})", available.join(", "))
+        }
+    }
+}
+
+/// `--shape NAME=1x3x224x224` arguments.
+fn input_shapes(arguments: &[String], batch: Option<usize>) -> anyhow::Result<InputShapes> {
+    let mut shapes = InputShapes { batch: batch.map(|batch| batch as i64), ..InputShapes::default() };
+    for argument in arguments {
+        let Some((name, dims)) = argument.split_once('=') else {
+            bail!("--shape '{argument}' is not NAME=DIMS (for example input=1x3x224x224)");
+        };
+        let sizes = dims
+            .split('x')
+            .map(|size| size.trim().parse::<i64>().ok().filter(|&size| size >= 0))
+            .collect::<Option<Vec<i64>>>()
+            .with_context(|| format!("--shape '{argument}': '{dims}' is not sizes separated by x"))?;
+        if shapes.by_input.insert(name.to_string(), sizes).is_some() {
+            bail!("--shape gives input '{name}' twice");
+        }
+    }
+    Ok(shapes)
+}
+
+fn batching(batch: Option<usize>) -> anyhow::Result<Batching> {
+    match batch {
+        Some(0) => bail!("--batch must be 1 or more"),
+        Some(batch) => Ok(Batching::Samples(batch)),
+        None => Ok(Batching::Model),
+    }
+}
+
+/// What `bench` measures and how, from its flags.
+pub fn bench(args: &BenchArgs) -> anyhow::Result<(BenchData, BenchOptions)> {
+    let budget = match (args.iters, args.seconds) {
+        (Some(0), _) => bail!("--iters must be 1 or more"),
+        (Some(iterations), _) => Budget::Iterations(iterations),
+        (None, Some(seconds)) if !(seconds > 0.0 && seconds.is_finite()) => bail!("--seconds must be positive, got {seconds}"),
+        (None, Some(seconds)) => Budget::Seconds(seconds),
+        (None, None) => Budget::Iterations(50),
+    };
+    let data = match &args.data {
+        Some(path) => BenchData::File { path: path.clone(), batching: batching(args.batch)? },
+        None => BenchData::Synthetic(input_shapes(&args.shapes, args.batch)?),
+    };
+    let options = BenchOptions {
+        runtime: runtime_options(&args.device)?,
+        threads: args.threads,
+        latency: LatencyOptions { warmup: args.warmup, budget },
+    };
+    Ok((data, options))
+}
+
+/// How `compare` runs, from its flags.
+pub fn compare(args: &CompareArgs) -> anyhow::Result<CompareOptions> {
+    Ok(CompareOptions {
+        runtime: runtime_options(&args.device)?,
+        latency: (args.iters > 0).then_some(LatencyOptions { warmup: args.warmup, budget: Budget::Iterations(args.iters) }),
+        threads: args.threads,
+        batching: batching(args.batch)?,
+    })
 }

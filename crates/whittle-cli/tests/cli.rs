@@ -230,3 +230,198 @@ fn run_prints_a_summary_and_names_bad_inputs() {
     let message = stderr(&output);
     assert!(message.contains("input 'input'") && message.contains("i64"), "{message}");
 }
+
+#[test]
+fn compare_of_a_model_with_itself_is_exact_and_reproduces_onnx_runtime_accuracy() {
+    for name in ["digits_mlp", "digits_cnn"] {
+        let folder = root().join("fixtures").join(name);
+        let model = fixture(name);
+        let output = whittle(&[
+            "compare",
+            model.to_str().unwrap(),
+            model.to_str().unwrap(),
+            "--data",
+            folder.join("eval.npz").to_str().unwrap(),
+            "--labels",
+            folder.join("eval_labels.npy").to_str().unwrap(),
+            "--batch",
+            "64",
+            "--iters",
+            "2",
+            "--json",
+        ]);
+        assert!(output.status.success(), "{name}: {}", stderr(&output));
+        let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+        assert_eq!(report["samples"], 512);
+        assert_eq!(report["feeds"], 8);
+        let fidelity = &report["outputs"][0]["fidelity"];
+        assert_eq!(fidelity["max_abs_error"], 0.0);
+        assert_eq!(fidelity["mean_cosine_similarity"], 1.0);
+        assert_eq!(fidelity["top1_agreement"], 1.0);
+        // ONNX Runtime's accuracy on the same 512 samples, recorded by the fixture generator, to its 6 digits.
+        let ort = meta(name)["accuracy"]["onnxruntime_eval"].as_f64().unwrap();
+        for side in ["reference", "candidate"] {
+            let accuracy = report[side]["accuracy"].as_f64().unwrap();
+            assert!((accuracy - ort).abs() < 1e-6, "{name} {side}: {accuracy} vs ORT {ort}");
+            assert_eq!(report[side]["latency"]["iterations"], 2);
+        }
+        assert_eq!(report["deltas"]["accuracy_points"], 0.0);
+        assert_eq!(report["deltas"]["size_ratio"], 1.0);
+    }
+}
+
+#[test]
+fn compare_measures_a_known_perturbation() {
+    // The candidate adds 0.5 to the bias of class 0 in the MLP's last Gemm: logit 0 of every sample
+    // moves by exactly 0.5 (up to f32 rounding of the sum) and the other nine not at all, so the
+    // max abs error is 0.5 and the mean abs error 0.5 / 10.
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = whittle_onnx::load(&fixture("digits_mlp")).unwrap().model;
+    let last_gemm = model.graph.nodes.iter().rev().find(|node| node.op_type == "Gemm").unwrap().clone();
+    let bias = model.graph.initializers.iter_mut().find(|tensor| tensor.name == last_gemm.inputs[2]).unwrap();
+    let mut values = bias.to_f32_vec().unwrap();
+    assert_eq!(values.len(), 10);
+    values[0] += 0.5;
+    *bias = whittle_ir::Tensor::from_f32(bias.name.clone(), bias.dims.clone(), &values).unwrap();
+    let candidate = dir.path().join("shifted.onnx");
+    whittle_onnx::save(&model, &candidate, &whittle_onnx::SaveOptions::default()).unwrap();
+
+    let data = root().join("fixtures/digits_mlp/calib.npz");
+    let output = whittle(&[
+        "compare",
+        fixture("digits_mlp").to_str().unwrap(),
+        candidate.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--batch",
+        "32",
+        "--iters",
+        "0",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let fidelity = &report["outputs"][0]["fidelity"];
+    let max = fidelity["max_abs_error"].as_f64().unwrap();
+    let mean = fidelity["mean_abs_error"].as_f64().unwrap();
+    assert!((max - 0.5).abs() < 1e-5, "max abs error {max}");
+    assert!((mean - 0.05).abs() < 1e-5, "mean abs error {mean}");
+    assert!(report["reference"]["latency"].is_null(), "--iters 0 skips latency");
+
+    // The Markdown form carries the same numbers.
+    let output = whittle(&[
+        "compare",
+        fixture("digits_mlp").to_str().unwrap(),
+        candidate.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--iters",
+        "0",
+        "--markdown",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("| `logits` | 5.000e-1 |"), "{text}");
+}
+
+#[test]
+fn compare_rejects_models_with_other_inputs_and_labels_that_do_not_fit() {
+    let data = root().join("fixtures/digits_mlp/eval.npz");
+    let output = whittle(&[
+        "compare",
+        fixture("digits_mlp").to_str().unwrap(),
+        fixture("transformer_tiny").to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(message.contains("the models take different inputs") && message.contains("input_ids"), "{message}");
+
+    // 256 calibration labels for 512 evaluation samples.
+    let labels = root().join("fixtures/digits_mlp/calib_labels.npy");
+    let output = whittle(&[
+        "compare",
+        fixture("digits_mlp").to_str().unwrap(),
+        fixture("digits_mlp").to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+        "--batch",
+        "64",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(message.contains("more than the 256 samples the labels cover"), "{message}");
+}
+
+#[test]
+fn bench_reports_ordered_percentiles_for_the_requested_runs() {
+    let output = whittle(&[
+        "bench",
+        fixture("digits_mlp").to_str().unwrap(),
+        "--iters",
+        "7",
+        "--warmup",
+        "1",
+        "--batch",
+        "3",
+        "--threads",
+        "1",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(report["inputs"][0]["shape"], serde_json::json!([3, 64]));
+    assert_eq!(report["data"], "synthetic");
+    assert_eq!(report["threads"], 1);
+    let latency = &report["latency"];
+    assert_eq!(latency["iterations"], 7);
+    assert_eq!(latency["samples_per_run"], 3);
+    let get = |key: &str| latency[key].as_f64().unwrap();
+    assert!(get("min_ms") <= get("p50_ms") && get("p50_ms") <= get("p90_ms") && get("p90_ms") <= get("p99_ms"));
+    assert!(get("p99_ms") <= get("max_ms") && get("mean_ms") > 0.0);
+    if cfg!(target_os = "linux") {
+        assert!(report["peak_memory"]["bytes"].as_u64().unwrap() > 1 << 20);
+    }
+
+    // Real data instead of synthetic inputs: the first feed of the file.
+    let data = root().join("fixtures/transformer_tiny/eval.npz");
+    let output = whittle(&[
+        "bench",
+        fixture("transformer_tiny").to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--batch",
+        "8",
+        "--iters",
+        "2",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("input_ids i64[8,16]"), "{}", stdout(&output));
+}
+
+#[test]
+fn bench_names_bad_options() {
+    let model = fixture("digits_mlp");
+    let output = whittle(&["bench", model.to_str().unwrap(), "--device", "tpu"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("device 'tpu' is not in this build"), "{}", stderr(&output));
+    let output = whittle(&["bench", model.to_str().unwrap(), "--shape", "pixels=1x64"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("--shape names 'pixels', which is not an input of the model (inputs: input)"),
+        "{}",
+        stderr(&output)
+    );
+    let output = whittle(&["bench", model.to_str().unwrap(), "--shape", "input=1x63"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("input 'input': --shape sets axis 1 to 63, the model fixes it at 64"),
+        "{}",
+        stderr(&output)
+    );
+    let output = whittle(&["bench", model.to_str().unwrap(), "--iters", "0"]);
+    assert_eq!(output.status.code(), Some(1));
+}

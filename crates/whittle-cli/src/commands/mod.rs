@@ -1,5 +1,7 @@
 //! One module per subcommand; each calls the libraries and prints its result.
 
+pub mod bench;
+pub mod compare;
 pub mod convert;
 pub mod inspect;
 pub mod run;
@@ -23,20 +25,7 @@ pub fn emit(text: &str) -> std::io::Result<()> {
     stdout.flush()
 }
 
-/// A byte count for people: `512 B`, `12.3 KiB`, `4.0 MiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
+pub use whittle_eval::human_bytes;
 
 #[cfg(test)]
 mod tests {
