@@ -130,24 +130,47 @@ macro_rules! ops {
 }
 
 ops! {
+    abs::Abs,
     add::Add,
+    and::And,
     batch_normalization::BatchNormalization,
+    cast::Cast,
+    clip::Clip,
     conv::Conv,
     div::Div,
+    equal::Equal,
     erf::Erf,
     gather::Gather,
+    gelu::Gelu,
     gemm::Gemm,
+    greater::Greater,
+    greater_or_equal::GreaterOrEqual,
+    hard_sigmoid::HardSigmoid,
+    hard_swish::HardSwish,
     layer_normalization::LayerNormalization,
+    leaky_relu::LeakyRelu,
+    less::Less,
+    less_or_equal::LessOrEqual,
+    log_softmax::LogSoftmax,
     mat_mul::MatMul,
     max_pool::MaxPool,
     mul::Mul,
+    neg::Neg,
+    not::Not,
+    or::Or,
+    pow::Pow,
     reduce_mean::ReduceMean,
     relu::Relu,
     reshape::Reshape,
+    sigmoid::Sigmoid,
+    sign::Sign,
     softmax::Softmax,
     split::Split,
+    sqrt::Sqrt,
     sub::Sub,
+    tanh::Tanh,
     transpose::Transpose,
+    xor::Xor,
 }
 
 fn parse_op<T: Operator>(context: &NodeContext<'_>) -> Result<T, RuntimeError> {
@@ -323,6 +346,23 @@ pub(crate) mod test_support {
     pub fn i64_value(dims: &[i64], values: &[i64]) -> Value {
         let tensor = whittle_ir::Tensor::from_i64("t", dims.to_vec(), values).unwrap();
         Value::from_ir(&tensor, &device()).unwrap()
+    }
+
+    pub fn bool_value(dims: &[i64], values: &[bool]) -> Value {
+        let bytes = values.iter().map(|&value| u8::from(value)).collect();
+        typed_value(DataType::Bool, dims, bytes)
+    }
+
+    /// A value of any dtype from its little-endian bytes.
+    pub fn typed_value(dtype: DataType, dims: &[i64], bytes: Vec<u8>) -> Value {
+        let tensor = whittle_ir::Tensor::from_bytes("t", dtype, dims.to_vec(), bytes).unwrap();
+        Value::from_ir(&tensor, &device()).unwrap()
+    }
+
+    /// The elements of a bool value; panics on other dtypes.
+    pub fn bools(value: &Value) -> Vec<bool> {
+        assert_eq!(value.dtype(), DataType::Bool);
+        value.to_ir("t").unwrap().bytes().unwrap().iter().map(|&byte| byte != 0).collect()
     }
 
     /// A node of `op_type` with `attributes`, reading inputs named `in0`, `in1`, ...
