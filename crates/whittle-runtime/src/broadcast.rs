@@ -176,6 +176,16 @@ pub(crate) fn extremum(op: Extremum, a: Value, b: Value) -> Result<Value, OpErro
     result.reshape(&shape)
 }
 
+/// The inputs of a variadic op combined left to right by the binary `op`, which broadcasts; one
+/// input comes back unchanged.
+pub(crate) fn fold(inputs: Vec<Value>, op: impl Fn(Value, Value) -> Result<Value, OpError>) -> Result<Value, OpError> {
+    let mut inputs = inputs.into_iter();
+    let Some(first) = inputs.next() else {
+        fail!("needs at least one input");
+    };
+    inputs.try_fold(first, op)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

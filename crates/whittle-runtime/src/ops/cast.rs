@@ -35,11 +35,7 @@ impl Operator for Cast {
         let Some(code) = node.optional_int("to")? else {
             return Err(OpError::attribute("to", "is required"));
         };
-        node.flag("saturate", true)?;
-        let round_mode = node.string("round_mode", "up")?;
-        if !["up", "down", "nearest"].contains(&round_mode.as_str()) {
-            return Err(OpError::attribute("round_mode", format!("must be up, down or nearest, found \"{round_mode}\"")));
-        }
+        parse_float8_attributes(node)?;
         let to = i32::try_from(code).map(DataType::from_code).unwrap_or(DataType::Other(-1));
         if burn_dtype(to).is_none() {
             return Err(OpError::attribute("to", format!("casting to {} is not supported (code {code})", to.name())));
@@ -50,6 +46,16 @@ impl Operator for Cast {
     fn eval(&self, mut inputs: Inputs) -> Result<Vec<Value>, OpError> {
         Ok(vec![cast(inputs.take(0)?, self.to)?])
     }
+}
+
+/// Checks `saturate` and `round_mode`, which only apply to float8 targets and so change nothing.
+pub(crate) fn parse_float8_attributes(node: &NodeContext<'_>) -> Result<(), OpError> {
+    node.flag("saturate", true)?;
+    let round_mode = node.string("round_mode", "up")?;
+    if !["up", "down", "nearest"].contains(&round_mode.as_str()) {
+        return Err(OpError::attribute("round_mode", format!("must be up, down or nearest, found \"{round_mode}\"")));
+    }
+    Ok(())
 }
 
 /// `value` converted to `to` (one of the dtypes [`burn_dtype`] knows), by the rules of the file's

@@ -135,9 +135,11 @@ ops! {
     and::And,
     batch_normalization::BatchNormalization,
     cast::Cast,
+    cast_like::CastLike,
     clip::Clip,
     conv::Conv,
     div::Div,
+    dropout::Dropout,
     equal::Equal,
     erf::Erf,
     gather::Gather,
@@ -147,13 +149,17 @@ ops! {
     greater_or_equal::GreaterOrEqual,
     hard_sigmoid::HardSigmoid,
     hard_swish::HardSwish,
+    identity::Identity,
     layer_normalization::LayerNormalization,
     leaky_relu::LeakyRelu,
     less::Less,
     less_or_equal::LessOrEqual,
     log_softmax::LogSoftmax,
     mat_mul::MatMul,
+    max::Max,
     max_pool::MaxPool,
+    mean::Mean,
+    min::Min,
     mul::Mul,
     neg::Neg,
     not::Not,
@@ -168,8 +174,10 @@ ops! {
     split::Split,
     sqrt::Sqrt,
     sub::Sub,
+    sum::Sum,
     tanh::Tanh,
     transpose::Transpose,
+    r#where::Where,
     xor::Xor,
 }
 
@@ -309,6 +317,11 @@ impl Inputs {
     /// Optional input `index`.
     pub fn take_optional(&mut self, index: usize) -> Option<Value> {
         self.values.get_mut(index).and_then(Option::take)
+    }
+
+    /// Every input, for variadic ops, whose inputs are all required.
+    pub fn take_all(&mut self) -> Result<Vec<Value>, OpError> {
+        (0..self.values.len()).map(|index| self.take(index)).collect()
     }
 }
 
