@@ -16,6 +16,7 @@ pub mod ops;
 mod plan;
 mod session;
 mod spatial;
+mod unary;
 mod value;
 
 pub use device::{Backend, RuntimeOptions};

@@ -219,7 +219,14 @@ impl Value {
     pub fn from_int<const D: usize>(tensor: Tensor<D, Int>, dtype: DataType) -> Result<Value, OpError> {
         let shape = tensor.dims().to_vec();
         check_rank(D)?;
-        Ok(Value { tensor: tensor.into_bridge(), dtype, shape })
+        Ok(Value { tensor: retag(tensor).into_bridge(), dtype, shape })
+    }
+
+    /// Wraps a bool tensor produced by an op (ONNX dtype bool).
+    pub fn from_bool<const D: usize>(tensor: Tensor<D, Bool>) -> Result<Value, OpError> {
+        let shape = tensor.dims().to_vec();
+        check_rank(D)?;
+        Ok(Value { tensor: retag(tensor).into_bridge(), dtype: DataType::Bool, shape })
     }
 
     /// The ONNX element type.
@@ -268,6 +275,12 @@ impl Value {
         Ok(Tensor::from_bridge(self.tensor))
     }
 
+    /// The tensor as a bool tensor of burn rank `D`.
+    pub fn bool<const D: usize>(self) -> Result<Tensor<D, Bool>, OpError> {
+        self.check_typed(D, ElementKind::Bool)?;
+        Ok(Tensor::from_bridge(self.tensor))
+    }
+
     fn check_typed(&self, rank: usize, kind: ElementKind) -> Result<(), OpError> {
         if self.kind() != kind {
             return Err(OpError::new(format!("expected a {kind:?} tensor, got {}", self.dtype)));
@@ -313,6 +326,18 @@ impl Value {
         shape.extend_from_slice(&self.shape);
         self.reshape(&shape)
     }
+}
+
+/// The tensor with its bridge kind set from its dtype.
+///
+/// burn-tensor 0.22.1 tags some results with the wrong bridge kind: integer `equal`,
+/// `not_equal`, `equal_elem`, `not_equal_elem` and `greater` return bool data tagged as int, and a
+/// bool tensor's `cast` to an int dtype returns int data tagged as bool (`bridge/ops/int.rs`,
+/// `bool_cast_to_int_impl` in `tensor/api/cast.rs`). Ops on the typed tensor still work, but
+/// `Tensor::from_bridge` checks the tag and panics when the value is read back; going through the
+/// dispatch tensor re-tags it by dtype, at no cost.
+fn retag<const D: usize, K: burn_tensor::kind::Basic>(tensor: Tensor<D, K>) -> Tensor<D, K> {
+    Tensor::from_dispatch(tensor.into_dispatch())
 }
 
 fn reshape_kind<K: burn_tensor::kind::Basic>(tensor: BridgeTensor, source_rank: usize, target: &[usize]) -> BridgeTensor {

@@ -130,24 +130,70 @@ macro_rules! ops {
 }
 
 ops! {
+    abs::Abs,
     add::Add,
+    and::And,
     batch_normalization::BatchNormalization,
+    bit_shift::BitShift,
+    cast::Cast,
+    cast_like::CastLike,
+    ceil::Ceil,
+    clip::Clip,
     conv::Conv,
+    cos::Cos,
     div::Div,
+    dropout::Dropout,
+    elu::Elu,
+    equal::Equal,
     erf::Erf,
+    exp::Exp,
+    floor::Floor,
     gather::Gather,
+    gelu::Gelu,
     gemm::Gemm,
+    greater::Greater,
+    greater_or_equal::GreaterOrEqual,
+    hard_sigmoid::HardSigmoid,
+    hard_swish::HardSwish,
+    identity::Identity,
     layer_normalization::LayerNormalization,
+    leaky_relu::LeakyRelu,
+    less::Less,
+    less_or_equal::LessOrEqual,
+    log::Log,
+    log_softmax::LogSoftmax,
     mat_mul::MatMul,
+    max::Max,
     max_pool::MaxPool,
+    mean::Mean,
+    min::Min,
+    modulo::Mod,
     mul::Mul,
+    neg::Neg,
+    not::Not,
+    or::Or,
+    p_relu::PRelu,
+    pow::Pow,
+    reciprocal::Reciprocal,
     reduce_mean::ReduceMean,
     relu::Relu,
     reshape::Reshape,
+    round::Round,
+    selu::Selu,
+    sigmoid::Sigmoid,
+    sign::Sign,
+    sin::Sin,
     softmax::Softmax,
+    softplus::Softplus,
+    softsign::Softsign,
     split::Split,
+    sqrt::Sqrt,
     sub::Sub,
+    sum::Sum,
+    tanh::Tanh,
     transpose::Transpose,
+    r#where::Where,
+    xor::Xor,
 }
 
 fn parse_op<T: Operator>(context: &NodeContext<'_>) -> Result<T, RuntimeError> {
@@ -287,6 +333,11 @@ impl Inputs {
     pub fn take_optional(&mut self, index: usize) -> Option<Value> {
         self.values.get_mut(index).and_then(Option::take)
     }
+
+    /// Every input, for variadic ops, whose inputs are all required.
+    pub fn take_all(&mut self) -> Result<Vec<Value>, OpError> {
+        (0..self.values.len()).map(|index| self.take(index)).collect()
+    }
 }
 
 /// The axis `axis` (negative counts from the end) of a tensor of `rank`, checked.
@@ -323,6 +374,23 @@ pub(crate) mod test_support {
     pub fn i64_value(dims: &[i64], values: &[i64]) -> Value {
         let tensor = whittle_ir::Tensor::from_i64("t", dims.to_vec(), values).unwrap();
         Value::from_ir(&tensor, &device()).unwrap()
+    }
+
+    pub fn bool_value(dims: &[i64], values: &[bool]) -> Value {
+        let bytes = values.iter().map(|&value| u8::from(value)).collect();
+        typed_value(DataType::Bool, dims, bytes)
+    }
+
+    /// A value of any dtype from its little-endian bytes.
+    pub fn typed_value(dtype: DataType, dims: &[i64], bytes: Vec<u8>) -> Value {
+        let tensor = whittle_ir::Tensor::from_bytes("t", dtype, dims.to_vec(), bytes).unwrap();
+        Value::from_ir(&tensor, &device()).unwrap()
+    }
+
+    /// The elements of a bool value; panics on other dtypes.
+    pub fn bools(value: &Value) -> Vec<bool> {
+        assert_eq!(value.dtype(), DataType::Bool);
+        value.to_ir("t").unwrap().bytes().unwrap().iter().map(|&byte| byte != 0).collect()
     }
 
     /// A node of `op_type` with `attributes`, reading inputs named `in0`, `in1`, ...
