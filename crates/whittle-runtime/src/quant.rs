@@ -296,6 +296,16 @@ pub(crate) fn integer_conv(
     if x.element_count() == 0 || w.element_count() == 0 {
         fail!("empty integer convolutions are not implemented (x {x_shape:?}, w {w_shape:?})");
     }
+    // integer_matmul checks these too, but under the names A and B of the product.
+    let dtype = x.dtype();
+    for (name, operand, zero) in [("x", &x, &x_zero), ("w", &w, &w_zero)] {
+        if !matches!(operand.dtype(), DataType::U8 | DataType::I8) {
+            fail!("{name} must be u8 or i8, got {}", operand.dtype());
+        }
+        if let Some(zero) = zero.as_ref().filter(|zero| zero.dtype() != operand.dtype()) {
+            fail!("{name}_zero_point must be {} like {name}, got {}", operand.dtype(), zero.dtype());
+        }
+    }
     let x_zero = match x_zero {
         None => None,
         Some(zero) if zero.element_count() == 1 => Some(zero.reshape(&[1, 1, 1, 1])?),
@@ -312,10 +322,6 @@ pub(crate) fn integer_conv(
         Some(zero) => zero.to_i64_vec()?[0],
         None => 0,
     };
-    let dtype = x.dtype();
-    if !matches!(dtype, DataType::U8 | DataType::I8) {
-        fail!("x must be u8 or i8, got {dtype}");
-    }
     let patches = with_rank!(x.burn_rank(), D => {
         let mut padding = [(0, 0); D];
         for (axis, &pair) in window.padding.iter().enumerate() {
@@ -352,17 +358,6 @@ mod tests {
     use super::*;
     use crate::ops::test_support::*;
 
-    fn u8_value(dims: &[i64], values: &[u8]) -> Value {
-        let tensor = whittle_ir::Tensor::from_bytes("t", DataType::U8, dims.to_vec(), values.to_vec()).unwrap();
-        Value::from_ir(&tensor, &device()).unwrap()
-    }
-
-    fn i8_value(dims: &[i64], values: &[i8]) -> Value {
-        let bytes = values.iter().map(|&value| value as u8).collect();
-        let tensor = whittle_ir::Tensor::from_bytes("t", DataType::I8, dims.to_vec(), bytes).unwrap();
-        Value::from_ir(&tensor, &device()).unwrap()
-    }
-
     #[test]
     fn saturate_rounds_half_to_even_then_clamps() {
         let values = f32_value(&[8], &[0.5, 1.5, 2.5, -0.5, -1.5, 126.5, 127.5, -300.0]);
@@ -374,7 +369,7 @@ mod tests {
     #[test]
     fn saturate_adds_the_zero_point_after_rounding() {
         // round(2.5) + 1 = 3, where round(2.5 + 1) would be 4.
-        let zero_point = u8_value(&[1], &[1]);
+        let zero_point = int_value(DataType::U8, &[1], &[1]);
         let out = saturate(f32_value(&[2], &[2.5, 300.0]), Some(zero_point), DataType::U8).unwrap();
         assert_eq!(out.to_i64_vec().unwrap(), vec![3, 255]);
     }
@@ -384,9 +379,15 @@ mod tests {
         // a = [[1, 2], [3, 4]] with row zero points [1, 2]: [[0, 1], [1, 2]];
         // b = [[5, 6], [7, 8]] with column zero points [5, 0]: [[0, 6], [2, 8]].
         // [[0*0 + 1*2, 0*6 + 1*8], [1*0 + 2*2, 1*6 + 2*8]] = [[2, 8], [4, 22]].
-        let a = u8_value(&[2, 2], &[1, 2, 3, 4]);
-        let b = i8_value(&[2, 2], &[5, 6, 7, 8]);
-        let out = integer_matmul(a, Some(u8_value(&[2, 1], &[1, 2])), b, Some(i8_value(&[1, 2], &[5, 0]))).unwrap();
+        let a = int_value(DataType::U8, &[2, 2], &[1, 2, 3, 4]);
+        let b = int_value(DataType::I8, &[2, 2], &[5, 6, 7, 8]);
+        let out = integer_matmul(
+            a,
+            Some(int_value(DataType::U8, &[2, 1], &[1, 2])),
+            b,
+            Some(int_value(DataType::I8, &[1, 2], &[5, 0])),
+        )
+        .unwrap();
         assert_eq!(out.dtype(), DataType::I32);
         assert_eq!(out.shape(), &[2, 2]);
         assert_eq!(out.to_i64_vec().unwrap(), vec![2, 8, 4, 22]);
@@ -394,10 +395,16 @@ mod tests {
 
     #[test]
     fn integer_matmul_checks_its_operands() {
-        let a = u8_value(&[2, 2], &[1, 2, 3, 4]);
-        let err = integer_matmul(a.clone(), Some(i8_value(&[1, 1], &[0])), a.clone(), None).unwrap_err();
+        let a = int_value(DataType::U8, &[2, 2], &[1, 2, 3, 4]);
+        let err = integer_matmul(a.clone(), Some(int_value(DataType::I8, &[1, 1], &[0])), a.clone(), None).unwrap_err();
         assert_eq!(err.reason, "the zero point of A must be u8 like A, got i8");
-        let err = integer_matmul(a.clone(), Some(u8_value(&[1, 2], &[0, 0])), u8_value(&[3, 1], &[0; 3]), None).unwrap_err();
+        let err = integer_matmul(
+            a.clone(),
+            Some(int_value(DataType::U8, &[1, 2], &[0, 0])),
+            int_value(DataType::U8, &[3, 1], &[0; 3]),
+            None,
+        )
+        .unwrap_err();
         assert_eq!(err.reason, "integer product operands [2, 2] and [3, 1] do not multiply");
         let err = integer_matmul(f32_value(&[1, 1], &[1.0]), None, a, None).unwrap_err();
         assert_eq!(err.reason, "A must be u8 or i8, got f32");

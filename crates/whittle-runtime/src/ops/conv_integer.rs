@@ -42,13 +42,7 @@ pub(crate) mod tests {
     use whittle_ir::{AttrValue, DataType};
 
     use crate::ops::test_support::*;
-    use crate::value::Value;
 
-    pub fn typed(dtype: DataType, dims: &[i64], values: &[i64]) -> Value {
-        let bytes = values.iter().map(|&value| value as u8).collect();
-        let tensor = whittle_ir::Tensor::from_bytes("t", dtype, dims.to_vec(), bytes).unwrap();
-        Value::from_ir(&tensor, &device()).unwrap()
-    }
 
     /// Direct 2-D integer convolution in i64 with per-filter weight zero points:
     /// `x [n, c, h, w]`, `weights [m, c / group, kh, kw]`, one stride, padding and dilation.
@@ -106,10 +100,10 @@ pub(crate) mod tests {
         let w_zero = [3, -7, 0, 127];
         let attributes = vec![("strides", AttrValue::Ints(vec![2, 2])), ("pads", AttrValue::Ints(vec![1, 1, 1, 1])), ("group", AttrValue::Int(2))];
         let inputs = vec![
-            typed(DataType::U8, &[2, 4, 5, 5], &x),
-            typed(DataType::I8, &[4, 2, 3, 3], &w),
-            typed(DataType::U8, &[], &[200]),
-            typed(DataType::I8, &[4], &w_zero),
+            int_value(DataType::U8, &[2, 4, 5, 5], &x),
+            int_value(DataType::I8, &[4, 2, 3, 3], &w),
+            int_value(DataType::U8, &[], &[200]),
+            int_value(DataType::I8, &[4], &w_zero),
         ];
         let out = run(&node("ConvInteger", 4, 1, attributes), 10, inputs);
         let (expected, dims) = reference(&x, [2, 4, 5, 5], 200, &w, [4, 3, 3], &w_zero, 2, 1, 1, 2);
@@ -122,7 +116,7 @@ pub(crate) mod tests {
     fn dilated_without_zero_points() {
         let x: Vec<i64> = (0..6 * 6).map(|i| (i * 13) % 100 - 50).collect();
         let w: Vec<i64> = vec![1, -2, 3, -4];
-        let inputs = vec![typed(DataType::I8, &[1, 1, 6, 6], &x), typed(DataType::I8, &[1, 1, 2, 2], &w)];
+        let inputs = vec![int_value(DataType::I8, &[1, 1, 6, 6], &x), int_value(DataType::I8, &[1, 1, 2, 2], &w)];
         let out = run(&node("ConvInteger", 2, 1, vec![("dilations", AttrValue::Ints(vec![2, 2]))]), 10, inputs);
         let (expected, dims) = reference(&x, [1, 1, 6, 6], 0, &w, [1, 2, 2], &[0], 1, 0, 2, 1);
         assert_eq!(out[0].shape(), &dims);
@@ -133,12 +127,12 @@ pub(crate) mod tests {
     fn one_dimensional_and_three_dimensional() {
         // x [1, 1, 4] = [1, 2, 3, 4] - 1, kernel [1, -1], pads (1, 0): [0 - 0, 1 - 0, 2 - 1, 3 - 2]... written
         // out: padded [1(pad = zero point), 1, 2, 3, 4] - 1 = [0, 0, 1, 2, 3]; windows: 0 - 0, 0 - 1, 1 - 2, 2 - 3.
-        let inputs = vec![typed(DataType::U8, &[1, 1, 4], &[1, 2, 3, 4]), typed(DataType::I8, &[1, 1, 2], &[1, -1]), typed(DataType::U8, &[], &[1])];
+        let inputs = vec![int_value(DataType::U8, &[1, 1, 4], &[1, 2, 3, 4]), int_value(DataType::I8, &[1, 1, 2], &[1, -1]), int_value(DataType::U8, &[], &[1])];
         let out = run(&node("ConvInteger", 3, 1, vec![("pads", AttrValue::Ints(vec![1, 0]))]), 10, inputs);
         assert_eq!(out[0].shape(), &[1, 1, 4]);
         assert_eq!(out[0].to_i64_vec().unwrap(), vec![0, -1, -1, -1]);
         // A 2x2x2 cube of ones under a 2x2x2 kernel of ones: one output, 8.
-        let inputs = vec![typed(DataType::U8, &[1, 1, 2, 2, 2], &[1; 8]), typed(DataType::U8, &[1, 1, 2, 2, 2], &[1; 8])];
+        let inputs = vec![int_value(DataType::U8, &[1, 1, 2, 2, 2], &[1; 8]), int_value(DataType::U8, &[1, 1, 2, 2, 2], &[1; 8])];
         let out = run(&node("ConvInteger", 2, 1, vec![]), 10, inputs);
         assert_eq!(out[0].shape(), &[1, 1, 1, 1, 1]);
         assert_eq!(out[0].to_i64_vec().unwrap(), vec![8]);
@@ -146,13 +140,15 @@ pub(crate) mod tests {
 
     #[test]
     fn bad_zero_points_and_shapes_are_errors() {
-        let x = typed(DataType::U8, &[1, 2, 3, 3], &[0; 18]);
-        let w = typed(DataType::U8, &[2, 2, 1, 1], &[0; 4]);
-        let err = try_run(&node("ConvInteger", 3, 1, vec![]), 10, vec![x.clone(), w.clone(), typed(DataType::U8, &[2], &[0, 0])]);
+        let x = int_value(DataType::U8, &[1, 2, 3, 3], &[0; 18]);
+        let w = int_value(DataType::U8, &[2, 2, 1, 1], &[0; 4]);
+        let err = try_run(&node("ConvInteger", 3, 1, vec![]), 10, vec![x.clone(), w.clone(), int_value(DataType::U8, &[2], &[0, 0])]);
         assert_eq!(err.unwrap_err(), "x_zero_point [2] must be a scalar");
-        let err = try_run(&node("ConvInteger", 4, 1, vec![]), 10, vec![x.clone(), w.clone(), typed(DataType::U8, &[], &[0]), typed(DataType::U8, &[3], &[0; 3])]);
+        let err = try_run(&node("ConvInteger", 4, 1, vec![]), 10, vec![x.clone(), w.clone(), int_value(DataType::U8, &[], &[0]), int_value(DataType::U8, &[3], &[0; 3])]);
         assert_eq!(err.unwrap_err(), "w_zero_point [3] must be a scalar or have one value per filter (2)");
-        let err = try_run(&node("ConvInteger", 2, 1, vec![]), 10, vec![x, typed(DataType::U8, &[1, 1, 1, 1], &[0])]);
+        let err = try_run(&node("ConvInteger", 3, 1, vec![]), 10, vec![x.clone(), w, int_value(DataType::I8, &[], &[0])]);
+        assert_eq!(err.unwrap_err(), "x_zero_point must be u8 like x, got i8");
+        let err = try_run(&node("ConvInteger", 2, 1, vec![]), 10, vec![x, int_value(DataType::U8, &[1, 1, 1, 1], &[0])]);
         assert_eq!(err.unwrap_err(), "W [1, 1, 1, 1] with group 1 does not fit X [1, 2, 3, 3] of 2 channels");
     }
 }

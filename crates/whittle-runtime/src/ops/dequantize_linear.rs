@@ -91,26 +91,19 @@ mod tests {
     use whittle_ir::{AttrValue, DataType};
 
     use crate::ops::test_support::*;
-    use crate::value::Value;
 
-    fn typed(dtype: DataType, dims: &[i64], values: &[i64]) -> Value {
-        let width = dtype.bit_width().unwrap() / 8;
-        let bytes = values.iter().flat_map(|value| value.to_le_bytes()[..width].to_vec()).collect();
-        let tensor = whittle_ir::Tensor::from_bytes("t", dtype, dims.to_vec(), bytes).unwrap();
-        Value::from_ir(&tensor, &device()).unwrap()
-    }
 
     #[test]
     fn per_tensor_subtracts_then_scales() {
         // (x - 128) * 0.5 for x = [0, 127, 255].
-        let x = typed(DataType::U8, &[3], &[0, 127, 255]);
-        let out = run(&node("DequantizeLinear", 3, 1, vec![]), 21, vec![x, f32_value(&[], &[0.5]), typed(DataType::U8, &[], &[128])]);
+        let x = int_value(DataType::U8, &[3], &[0, 127, 255]);
+        let out = run(&node("DequantizeLinear", 3, 1, vec![]), 21, vec![x, f32_value(&[], &[0.5]), int_value(DataType::U8, &[], &[128])]);
         assert_close(&out[0], &[3], &[-64.0, -0.5, 63.5]);
     }
 
     #[test]
     fn int32_without_zero_point() {
-        let x = typed(DataType::I32, &[2], &[-1 << 20, 7]);
+        let x = int_value(DataType::I32, &[2], &[-1 << 20, 7]);
         let out = run(&node("DequantizeLinear", 2, 1, vec![]), 13, vec![x, f32_value(&[], &[0.25])]);
         assert_close(&out[0], &[2], &[-262144.0, 1.75]);
     }
@@ -118,7 +111,7 @@ mod tests {
     #[test]
     fn blocked_scales_repeat_along_the_axis() {
         // x [1, 3] int16 in blocks of 2 along axis 1: scales [2, 10] cover [0, 1] and [2].
-        let x = typed(DataType::I16, &[1, 3], &[-300, 1, 2]);
+        let x = int_value(DataType::I16, &[1, 3], &[-300, 1, 2]);
         let dequantize = node("DequantizeLinear", 2, 1, vec![("axis", AttrValue::Int(1)), ("block_size", AttrValue::Int(2))]);
         let out = run(&dequantize, 21, vec![x, f32_value(&[1, 2], &[2.0, 10.0])]);
         assert_close(&out[0], &[1, 3], &[-600.0, 2.0, 20.0]);
@@ -127,7 +120,7 @@ mod tests {
     #[test]
     fn output_dtype_converts_the_result() {
         let dequantize = node("DequantizeLinear", 2, 1, vec![("output_dtype", AttrValue::Int(10))]);
-        let out = run(&dequantize, 23, vec![typed(DataType::I8, &[1], &[-3]), f32_value(&[], &[1.5])]);
+        let out = run(&dequantize, 23, vec![int_value(DataType::I8, &[1], &[-3]), f32_value(&[], &[1.5])]);
         assert_eq!(out[0].dtype(), DataType::F16);
         assert_eq!(out[0].to_ir("y").unwrap().bytes().unwrap(), &(0xc480u16).to_le_bytes()[..]); // -4.5
     }
@@ -135,9 +128,9 @@ mod tests {
     #[test]
     fn mismatched_inputs_are_errors() {
         let dequantize = node("DequantizeLinear", 3, 1, vec![]);
-        let err = try_run(&dequantize, 21, vec![typed(DataType::U8, &[1], &[1]), f32_value(&[], &[1.0]), typed(DataType::I8, &[], &[0])]);
+        let err = try_run(&dequantize, 21, vec![int_value(DataType::U8, &[1], &[1]), f32_value(&[], &[1.0]), int_value(DataType::I8, &[], &[0])]);
         assert_eq!(err.unwrap_err(), "x_zero_point must be u8 like x, got i8");
-        let err = try_run(&dequantize, 21, vec![typed(DataType::U8, &[2, 2], &[1; 4]), f32_value(&[3], &[1.0; 3]), typed(DataType::U8, &[3], &[0; 3])]);
+        let err = try_run(&dequantize, 21, vec![int_value(DataType::U8, &[2, 2], &[1; 4]), f32_value(&[3], &[1.0; 3]), int_value(DataType::U8, &[3], &[0; 3])]);
         assert_eq!(err.unwrap_err(), "x_scale [3] must be a scalar or have one value per index of axis 1 of x [2, 2] (2)");
         let err = try_run(&node("DequantizeLinear", 2, 1, vec![]), 21, vec![f32_value(&[1], &[1.0]), f32_value(&[], &[1.0])]);
         assert_eq!(err.unwrap_err(), "x must be u8, i8, u16, i16 or i32, got f32");

@@ -41,13 +41,7 @@ mod tests {
     use whittle_ir::DataType;
 
     use crate::ops::test_support::*;
-    use crate::value::Value;
 
-    fn typed(dtype: DataType, dims: &[i64], values: &[i64]) -> Value {
-        let bytes = values.iter().map(|&value| value as u8).collect();
-        let tensor = whittle_ir::Tensor::from_bytes("t", dtype, dims.to_vec(), bytes).unwrap();
-        Value::from_ir(&tensor, &device()).unwrap()
-    }
 
     /// `(a - za[row]) @ (b - zb[col])` over row-major `[batch, m, k]` and `[batch, k, n]`, in i64.
     fn reference(a: &[i64], za: &[i64], b: &[i64], zb: &[i64], [batch, m, k, n]: [usize; 4]) -> Vec<i64> {
@@ -69,10 +63,10 @@ mod tests {
         let a: Vec<i64> = (0..6).map(|i| (i * 53) % 256).collect();
         let b: Vec<i64> = (0..12).map(|i| (i * 37) % 256 - 128).collect();
         let inputs = vec![
-            typed(DataType::U8, &[2, 3], &a),
-            typed(DataType::I8, &[3, 4], &b),
-            typed(DataType::U8, &[2], &[255, 7]),
-            typed(DataType::I8, &[4], &[-128, 0, 5, 127]),
+            int_value(DataType::U8, &[2, 3], &a),
+            int_value(DataType::I8, &[3, 4], &b),
+            int_value(DataType::U8, &[2], &[255, 7]),
+            int_value(DataType::I8, &[4], &[-128, 0, 5, 127]),
         ];
         let out = run(&node("MatMulInteger", 4, 1, vec![]), 10, inputs);
         assert_eq!(out[0].dtype(), DataType::I32);
@@ -84,16 +78,16 @@ mod tests {
     fn batched_and_vector_operands() {
         // [2, 2, 3] x [3] -> [2, 2], no zero points.
         let a: Vec<i64> = (0..12).collect();
-        let out = run(&node("MatMulInteger", 2, 1, vec![]), 10, vec![typed(DataType::U8, &[2, 2, 3], &a), typed(DataType::U8, &[3], &[1, 2, 3])]);
+        let out = run(&node("MatMulInteger", 2, 1, vec![]), 10, vec![int_value(DataType::U8, &[2, 2, 3], &a), int_value(DataType::U8, &[3], &[1, 2, 3])]);
         assert_eq!(out[0].shape(), &[2, 2]);
         assert_eq!(out[0].to_i64_vec().unwrap(), reference(&a, &[0], &[1, 2, 3], &[0], [1, 4, 3, 1]));
     }
 
     #[test]
     fn bad_zero_points_and_dtypes_are_errors() {
-        let a = typed(DataType::U8, &[2, 3], &[0; 6]);
-        let b = typed(DataType::U8, &[3, 4], &[0; 12]);
-        let err = try_run(&node("MatMulInteger", 3, 1, vec![]), 10, vec![a.clone(), b.clone(), typed(DataType::U8, &[3], &[0; 3])]);
+        let a = int_value(DataType::U8, &[2, 3], &[0; 6]);
+        let b = int_value(DataType::U8, &[3, 4], &[0; 12]);
+        let err = try_run(&node("MatMulInteger", 3, 1, vec![]), 10, vec![a.clone(), b.clone(), int_value(DataType::U8, &[3], &[0; 3])]);
         assert_eq!(err.unwrap_err(), "a_zero_point [3] must hold one value or one per row of [2, 3]");
         let err = try_run(&node("MatMulInteger", 2, 1, vec![]), 10, vec![a, i64_value(&[3, 1], &[0; 3])]);
         assert_eq!(err.unwrap_err(), "B must be u8 or i8, got i64");

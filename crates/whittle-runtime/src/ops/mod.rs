@@ -332,6 +332,14 @@ pub(crate) mod test_support {
         Value::from_ir(&tensor, &device()).unwrap()
     }
 
+    /// A value of the integer type `dtype` from i64 elements, each truncated to the type's width.
+    pub fn int_value(dtype: DataType, dims: &[i64], values: &[i64]) -> Value {
+        let width = dtype.bit_width().unwrap() / 8;
+        let bytes = values.iter().flat_map(|value| value.to_le_bytes()[..width].to_vec()).collect();
+        let tensor = whittle_ir::Tensor::from_bytes("t", dtype, dims.to_vec(), bytes).unwrap();
+        Value::from_ir(&tensor, &device()).unwrap()
+    }
+
     /// A node of `op_type` with `attributes`, reading inputs named `in0`, `in1`, ...
     pub fn node(op_type: &str, inputs: usize, outputs: usize, attributes: Vec<(&str, AttrValue)>) -> Node {
         let input_names: Vec<String> = (0..inputs).map(|i| format!("in{i}")).collect();

@@ -82,14 +82,8 @@ impl Operator for QLinearConv {
 mod tests {
     use whittle_ir::{AttrValue, DataType};
 
-    use crate::ops::conv_integer::tests::{reference, typed};
+    use crate::ops::conv_integer::tests::reference;
     use crate::ops::test_support::*;
-
-    fn i32_value(values: &[i64]) -> crate::value::Value {
-        let bytes = values.iter().flat_map(|&value| (value as i32).to_le_bytes()).collect();
-        let tensor = whittle_ir::Tensor::from_bytes("b", DataType::I32, vec![values.len() as i64], bytes).unwrap();
-        crate::value::Value::from_ir(&tensor, &device()).unwrap()
-    }
 
     #[test]
     fn requantizes_per_filter_with_bias() {
@@ -98,15 +92,15 @@ mod tests {
         let w: Vec<i64> = vec![1, -2, 3, -4, 5, 6, -7, 8];
         let (w_zero, bias) = ([0, 2], [10, -20]);
         let inputs = vec![
-            typed(DataType::U8, &[1, 1, 3, 3], &x),
+            int_value(DataType::U8, &[1, 1, 3, 3], &x),
             f32_value(&[], &[2.0]),
-            typed(DataType::U8, &[], &[100]),
-            typed(DataType::I8, &[2, 1, 2, 2], &w),
+            int_value(DataType::U8, &[], &[100]),
+            int_value(DataType::I8, &[2, 1, 2, 2], &w),
             f32_value(&[2], &[0.5, 0.25]),
-            typed(DataType::I8, &[2], &w_zero),
+            int_value(DataType::I8, &[2], &w_zero),
             f32_value(&[], &[4.0]),
-            typed(DataType::I8, &[], &[-3]),
-            i32_value(&bias),
+            int_value(DataType::I8, &[], &[-3]),
+            int_value(DataType::I32, &[2], &bias),
         ];
         let out = run(&node("QLinearConv", 9, 1, vec![("pads", AttrValue::Ints(vec![1, 1, 1, 1]))]), 10, inputs);
         let (accumulators, dims) = reference(&x, [1, 1, 3, 3], 100, &w, [2, 2, 2], &w_zero, 1, 1, 1, 1);
@@ -130,14 +124,14 @@ mod tests {
     #[test]
     fn scales_must_be_per_tensor_or_per_filter() {
         let inputs = vec![
-            typed(DataType::U8, &[1, 1, 2, 2], &[1, 2, 3, 4]),
+            int_value(DataType::U8, &[1, 1, 2, 2], &[1, 2, 3, 4]),
             f32_value(&[], &[1.0]),
-            typed(DataType::U8, &[], &[0]),
-            typed(DataType::U8, &[1, 1, 1, 1], &[1]),
+            int_value(DataType::U8, &[], &[0]),
+            int_value(DataType::U8, &[1, 1, 1, 1], &[1]),
             f32_value(&[2], &[1.0, 1.0]),
-            typed(DataType::U8, &[2], &[0, 0]),
+            int_value(DataType::U8, &[2], &[0, 0]),
             f32_value(&[], &[1.0]),
-            typed(DataType::U8, &[], &[0]),
+            int_value(DataType::U8, &[], &[0]),
         ];
         let err = try_run(&node("QLinearConv", 8, 1, vec![]), 10, inputs);
         assert_eq!(err.unwrap_err(), "w_scale [2] must be a scalar or have one value per filter (1)");

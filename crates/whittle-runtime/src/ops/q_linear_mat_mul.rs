@@ -61,26 +61,20 @@ mod tests {
     use whittle_ir::DataType;
 
     use crate::ops::test_support::*;
-    use crate::value::Value;
 
-    fn typed(dtype: DataType, dims: &[i64], values: &[i64]) -> Value {
-        let bytes = values.iter().map(|&value| value as u8).collect();
-        let tensor = whittle_ir::Tensor::from_bytes("t", dtype, dims.to_vec(), bytes).unwrap();
-        Value::from_ir(&tensor, &device()).unwrap()
-    }
 
     #[test]
     fn spec_example_int8() {
         // The ONNX backend case test_qlinearmatmul_2D_int8_float32, its expected output written out.
         let inputs = vec![
-            typed(DataType::I8, &[2, 4], &[81, 109, -127, 111, -124, 87, -128, -98]),
+            int_value(DataType::I8, &[2, 4], &[81, 109, -127, 111, -124, 87, -128, -98]),
             f32_value(&[1], &[0.0066]),
-            typed(DataType::I8, &[1], &[-14]),
-            typed(DataType::I8, &[4, 3], &[25, -76, 117, -67, -101, -128, -127, 0, 119, 0, 127, 120]),
+            int_value(DataType::I8, &[1], &[-14]),
+            int_value(DataType::I8, &[4, 3], &[25, -76, 117, -67, -101, -128, -127, 0, 119, 0, 127, 120]),
             f32_value(&[1], &[0.00705]),
-            typed(DataType::I8, &[1], &[-13]),
+            int_value(DataType::I8, &[1], &[-13]),
             f32_value(&[1], &[0.0107]),
-            typed(DataType::I8, &[1], &[-9]),
+            int_value(DataType::I8, &[1], &[-9]),
         ];
         let out = run(&node("QLinearMatMul", 8, 1, vec![]), 21, inputs);
         assert_eq!(out[0].dtype(), DataType::I8);
@@ -92,14 +86,14 @@ mod tests {
         // a = [[3, 1]] - 1 = [[2, 0]]; b - 0 = [[10, 20], [0, 0]]: acc = [[20, 40]].
         // Column scales [0.5, 0.25], a_scale 1, y_scale 2: [20 * 0.25, 40 * 0.125] = [5, 5]; + 100.
         let inputs = vec![
-            typed(DataType::U8, &[1, 2], &[3, 1]),
+            int_value(DataType::U8, &[1, 2], &[3, 1]),
             f32_value(&[], &[1.0]),
-            typed(DataType::U8, &[], &[1]),
-            typed(DataType::U8, &[2, 2], &[10, 20, 0, 0]),
+            int_value(DataType::U8, &[], &[1]),
+            int_value(DataType::U8, &[2, 2], &[10, 20, 0, 0]),
             f32_value(&[2], &[0.5, 0.25]),
-            typed(DataType::U8, &[2], &[0, 0]),
+            int_value(DataType::U8, &[2], &[0, 0]),
             f32_value(&[], &[2.0]),
-            typed(DataType::U8, &[], &[100]),
+            int_value(DataType::U8, &[], &[100]),
         ];
         let out = run(&node("QLinearMatMul", 8, 1, vec![]), 10, inputs);
         assert_eq!(out[0].dtype(), DataType::U8);
@@ -109,14 +103,14 @@ mod tests {
     #[test]
     fn mismatched_scale_and_zero_point_shapes_are_errors() {
         let inputs = vec![
-            typed(DataType::U8, &[1, 2], &[3, 1]),
+            int_value(DataType::U8, &[1, 2], &[3, 1]),
             f32_value(&[1], &[1.0]),
-            typed(DataType::U8, &[], &[1]),
-            typed(DataType::U8, &[2, 2], &[10, 20, 0, 0]),
+            int_value(DataType::U8, &[], &[1]),
+            int_value(DataType::U8, &[2, 2], &[10, 20, 0, 0]),
             f32_value(&[], &[1.0]),
-            typed(DataType::U8, &[], &[0]),
+            int_value(DataType::U8, &[], &[0]),
             f32_value(&[], &[2.0]),
-            typed(DataType::U8, &[], &[100]),
+            int_value(DataType::U8, &[], &[100]),
         ];
         let err = try_run(&node("QLinearMatMul", 8, 1, vec![]), 10, inputs);
         assert_eq!(err.unwrap_err(), "a_scale [1] and a_zero_point [] must have one shape");

@@ -106,21 +106,14 @@ mod tests {
     use whittle_ir::{AttrValue, DataType};
 
     use crate::ops::test_support::*;
-    use crate::value::Value;
 
-    fn typed(dtype: DataType, dims: &[i64], values: &[i64]) -> Value {
-        let width = dtype.bit_width().unwrap() / 8;
-        let bytes = values.iter().flat_map(|value| value.to_le_bytes()[..width].to_vec()).collect();
-        let tensor = whittle_ir::Tensor::from_bytes("t", dtype, dims.to_vec(), bytes).unwrap();
-        Value::from_ir(&tensor, &device()).unwrap()
-    }
 
     #[test]
     fn rounds_half_to_even_and_saturates() {
         // x / 2 = [0, 0.5, 1.5, 2.5, -0.5, 200, -200]; rounded half to even [0, 0, 2, 2, -0, 200, -200];
         // plus 10: [10, 10, 12, 12, 10, 210, -190] clamped to i8: [..., 127, -128].
         let x = f32_value(&[7], &[0.0, 1.0, 3.0, 5.0, -1.0, 400.0, -400.0]);
-        let out = run(&node("QuantizeLinear", 3, 1, vec![]), 21, vec![x, f32_value(&[], &[2.0]), typed(DataType::I8, &[], &[10])]);
+        let out = run(&node("QuantizeLinear", 3, 1, vec![]), 21, vec![x, f32_value(&[], &[2.0]), int_value(DataType::I8, &[], &[10])]);
         assert_eq!(out[0].dtype(), DataType::I8);
         assert_eq!(out[0].to_i64_vec().unwrap(), vec![10, 10, 12, 12, 10, 127, -128]);
     }
@@ -142,7 +135,7 @@ mod tests {
         // x [2, 2], axis 0: row 0 / 1 + 0, row 1 / 4 + 100.
         let x = f32_value(&[2, 2], &[3.0, -3.0, 10.0, 6.0]);
         let quantize = node("QuantizeLinear", 3, 1, vec![("axis", AttrValue::Int(0))]);
-        let out = run(&quantize, 13, vec![x, f32_value(&[2], &[1.0, 4.0]), typed(DataType::U8, &[2], &[0, 100])]);
+        let out = run(&quantize, 13, vec![x, f32_value(&[2], &[1.0, 4.0]), int_value(DataType::U8, &[2], &[0, 100])]);
         // 10 / 4 = 2.5 rounds to 2, 6 / 4 = 1.5 rounds to 2.
         assert_eq!(out[0].to_i64_vec().unwrap(), vec![3, 0, 102, 102]);
     }
@@ -150,7 +143,7 @@ mod tests {
     #[test]
     fn float16_inputs_divide_in_the_scale_dtype() {
         let tensor = whittle_ir::Tensor::from_bytes("x", DataType::F16, vec![2], [0x3c00u16, 0x4500].iter().flat_map(|h| h.to_le_bytes()).collect()).unwrap();
-        let x = Value::from_ir(&tensor, &device()).unwrap();
+        let x = crate::value::Value::from_ir(&tensor, &device()).unwrap();
         // f16 1.0 and 5.0 divided by 2: 0.5 -> 0, 2.5 -> 2.
         let out = run(&node("QuantizeLinear", 2, 1, vec![]), 23, vec![x, f32_value(&[], &[2.0])]);
         assert_eq!(out[0].to_i64_vec().unwrap(), vec![0, 2]);
@@ -167,7 +160,7 @@ mod tests {
         let err = try_run(&node("QuantizeLinear", 2, 1, vec![]), 10, vec![f32_value(&[2], &[1.0, 2.0]), f32_value(&[2], &[1.0, 2.0])]);
         assert_eq!(err.unwrap_err(), "y_scale [2] must be a scalar before opset 13");
         let quantize = node("QuantizeLinear", 3, 1, vec![("output_dtype", AttrValue::Int(3))]);
-        let err = try_run(&quantize, 21, vec![f32_value(&[1], &[1.0]), f32_value(&[], &[1.0]), typed(DataType::U8, &[], &[0])]);
+        let err = try_run(&quantize, 21, vec![f32_value(&[1], &[1.0]), f32_value(&[], &[1.0]), int_value(DataType::U8, &[], &[0])]);
         assert_eq!(err.unwrap_err(), "y_zero_point is u8 but output_dtype is i8");
     }
 }
