@@ -9,7 +9,9 @@
 //! defines it. Outputs are u8, i8, u16 or i16; float8, float4, float6 and sub-byte outputs are
 //! refused since burn has no such dtype: an `output_dtype` naming one at plan time, a zero point
 //! of one when its tensor is loaded. Rounding is half to even. The division is done in
-//! `precision`'s dtype, else the scale's (the rule since 23; before, x and the scale share one type).
+//! `precision`'s dtype, else the scale's (the rule since 23; before, x and the scale share one type),
+//! as the ONNX reference implementation does; ONNX Runtime 1.31 divides f16 by f16 in f32, so an
+//! f16 quotient that rounds to a tie can come out one step apart (checked on random f16 data).
 
 use std::ops::RangeInclusive;
 
@@ -147,6 +149,18 @@ mod tests {
         // f16 1.0 and 5.0 divided by 2: 0.5 -> 0, 2.5 -> 2.
         let out = run(&node("QuantizeLinear", 2, 1, vec![]), 23, vec![x, f32_value(&[], &[2.0])]);
         assert_eq!(out[0].to_i64_vec().unwrap(), vec![0, 2]);
+    }
+
+    #[test]
+    fn float16_scales_divide_in_float16() {
+        // f16 21.28125 (0x4d52) / f16 0.3701171875 (0x35ec) = 57.4987 in f32, which f16 rounds to
+        // 57.5 (its spacing there is 1/32); half to even gives 58, where an f32 division gives 57.
+        let f16 = |bits: u16| {
+            let tensor = whittle_ir::Tensor::from_bytes("t", DataType::F16, vec![], bits.to_le_bytes().to_vec()).unwrap();
+            crate::value::Value::from_ir(&tensor, &device()).unwrap()
+        };
+        let out = run(&node("QuantizeLinear", 2, 1, vec![]), 21, vec![f16(0x4d52), f16(0x35ec)]);
+        assert_eq!(out[0].to_i64_vec().unwrap(), vec![58]);
     }
 
     #[test]
