@@ -14,6 +14,7 @@ mod device;
 mod error;
 pub mod ops;
 mod plan;
+mod quant;
 mod session;
 mod spatial;
 mod unary;

@@ -10,7 +10,7 @@ use burn_tensor::module;
 use burn_tensor::ops::ConvOptions;
 
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
-use crate::spatial::Window;
+use crate::spatial::{Resolved, Window};
 use crate::value::Value;
 
 /// `Y = conv(X, W) + B`.
@@ -40,29 +40,11 @@ impl Operator for Conv {
             fail!("X, W and B must share one dtype, got {}, {} and {}", dtype, w.dtype(), b.as_ref().map_or("none".into(), |b| b.dtype().to_string()));
         }
         let (x_shape, w_shape) = (x.shape().to_vec(), w.shape().to_vec());
-        if x_shape.len() < 3 || w_shape.len() != x_shape.len() {
-            fail!("X {x_shape:?} and W {w_shape:?} must have the same rank, 3 or more");
-        }
+        let window = resolve_conv(&self.window, self.group, &x_shape, &w_shape, b.as_ref().map(Value::shape))?;
         let spatial = x_shape.len() - 2;
         if spatial > 2 {
             fail!("{spatial}-D convolution is not implemented (X {x_shape:?})");
         }
-        let (channels, filters) = (x_shape[1], w_shape[0]);
-        if w_shape[1] * self.group != channels || filters % self.group != 0 {
-            fail!("W {w_shape:?} with group {} does not fit X {x_shape:?} of {channels} channels", self.group);
-        }
-        if let Some(b) = &b {
-            if b.shape() != [filters] {
-                fail!("B {:?} must have one value per filter ({filters})", b.shape());
-            }
-        }
-        let kernel = &w_shape[2..];
-        if let Some(declared) = &self.window.kernel {
-            if declared.as_slice() != kernel {
-                fail!("kernel_shape {declared:?} does not match W {w_shape:?}");
-            }
-        }
-        let window = self.window.resolve(&x_shape[2..], kernel)?;
         let window = window.as_2d();
         let as_4d = |value: Value, shape: &[usize]| -> Result<Value, OpError> {
             if spatial == 1 {
@@ -83,6 +65,40 @@ impl Operator for Conv {
         }
         Ok(vec![y])
     }
+}
+
+/// Checks the shapes of a convolution's data `x` `[N, C, spatial...]`, weights `w`
+/// `[M, C / group, kernel...]` and optional bias `[M]`, and resolves the window for them. Shared by
+/// Conv, ConvInteger and QLinearConv.
+pub(crate) fn resolve_conv(
+    window: &Window,
+    group: usize,
+    x_shape: &[usize],
+    w_shape: &[usize],
+    b_shape: Option<&[usize]>,
+) -> Result<Resolved, OpError> {
+    if x_shape.len() < 3 || w_shape.len() != x_shape.len() {
+        fail!("X {x_shape:?} and W {w_shape:?} must have the same rank, 3 or more");
+    }
+    let (channels, filters) = (x_shape[1], w_shape[0]);
+    if w_shape[1] * group != channels || filters % group != 0 {
+        fail!("W {w_shape:?} with group {group} does not fit X {x_shape:?} of {channels} channels");
+    }
+    if let Some(b_shape) = b_shape {
+        if b_shape != [filters] {
+            fail!("B {b_shape:?} must have one value per filter ({filters})");
+        }
+    }
+    let kernel = &w_shape[2..];
+    if kernel.contains(&0) {
+        fail!("W {w_shape:?} has an empty kernel");
+    }
+    if let Some(declared) = &window.kernel {
+        if declared.as_slice() != kernel {
+            fail!("kernel_shape {declared:?} does not match W {w_shape:?}");
+        }
+    }
+    window.resolve(&x_shape[2..], kernel)
 }
 
 #[cfg(test)]

@@ -140,9 +140,12 @@ ops! {
     ceil::Ceil,
     clip::Clip,
     conv::Conv,
+    conv_integer::ConvInteger,
     cos::Cos,
+    dequantize_linear::DequantizeLinear,
     div::Div,
     dropout::Dropout,
+    dynamic_quantize_linear::DynamicQuantizeLinear,
     elu::Elu,
     equal::Equal,
     erf::Erf,
@@ -163,6 +166,7 @@ ops! {
     log::Log,
     log_softmax::LogSoftmax,
     mat_mul::MatMul,
+    mat_mul_integer::MatMulInteger,
     max::Max,
     max_pool::MaxPool,
     mean::Mean,
@@ -174,6 +178,9 @@ ops! {
     or::Or,
     p_relu::PRelu,
     pow::Pow,
+    q_linear_conv::QLinearConv,
+    q_linear_mat_mul::QLinearMatMul,
+    quantize_linear::QuantizeLinear,
     reciprocal::Reciprocal,
     reduce_mean::ReduceMean,
     relu::Relu,
@@ -379,6 +386,13 @@ pub(crate) mod test_support {
     pub fn bool_value(dims: &[i64], values: &[bool]) -> Value {
         let bytes = values.iter().map(|&value| u8::from(value)).collect();
         typed_value(DataType::Bool, dims, bytes)
+    }
+
+    /// A value of the integer type `dtype` from i64 elements, each truncated to the type's width.
+    pub fn int_value(dtype: DataType, dims: &[i64], values: &[i64]) -> Value {
+        let width = dtype.bit_width().unwrap() / 8;
+        let bytes = values.iter().flat_map(|value| value.to_le_bytes()[..width].to_vec()).collect();
+        typed_value(dtype, dims, bytes)
     }
 
     /// A value of any dtype from its little-endian bytes.
