@@ -131,23 +131,33 @@ macro_rules! ops {
 
 ops! {
     add::Add,
+    average_pool::AveragePool,
     batch_normalization::BatchNormalization,
     conv::Conv,
+    conv_transpose::ConvTranspose,
+    depth_to_space::DepthToSpace,
     div::Div,
     erf::Erf,
     gather::Gather,
     gemm::Gemm,
+    global_average_pool::GlobalAveragePool,
+    global_max_pool::GlobalMaxPool,
+    instance_normalization::InstanceNormalization,
     layer_normalization::LayerNormalization,
+    lrn::Lrn,
     mat_mul::MatMul,
     max_pool::MaxPool,
     mul::Mul,
     reduce_mean::ReduceMean,
     relu::Relu,
     reshape::Reshape,
+    resize::Resize,
     softmax::Softmax,
+    space_to_depth::SpaceToDepth,
     split::Split,
     sub::Sub,
     transpose::Transpose,
+    upsample::Upsample,
 }
 
 fn parse_op<T: Operator>(context: &NodeContext<'_>) -> Result<T, RuntimeError> {
