@@ -1,8 +1,10 @@
 //! BatchNormalization in inference mode (<https://onnx.ai/onnx/operators/onnx__BatchNormalization.html>).
 //!
-//! `Y = (X - mean) / sqrt(var + epsilon) * scale + B` per channel (axis 1). Opset 9 dropped the
-//! `spatial` attribute, 14 added `training_mode` (refused here when set: it updates running
-//! statistics, which needs the extra outputs), 15 types.
+//! `Y = (X - mean) / sqrt(var + epsilon) * scale + B` per channel (axis 1). Opset 7 dropped
+//! `is_test` (opset 6's test mode, the only one implemented here, is then implied by a single
+//! output), 9 dropped `spatial` (per-channel statistics; the per-element ones of `spatial` 0 are
+//! refused), 14 added `training_mode` (refused here when set: it updates running statistics, which
+//! needs the extra outputs), 15 types.
 
 use std::ops::RangeInclusive;
 
@@ -19,10 +21,21 @@ pub struct BatchNormalization {
 
 impl Operator for BatchNormalization {
     const OP_TYPE: &'static str = "BatchNormalization";
-    const OPSETS: RangeInclusive<i64> = 9..=super::NEWEST_OPSET;
-    const ATTRIBUTES: &'static [&'static str] = &["epsilon", "momentum", "training_mode"];
+    const OPSETS: RangeInclusive<i64> = 6..=super::NEWEST_OPSET;
+    const ATTRIBUTES: &'static [&'static str] = &["epsilon", "is_test", "momentum", "spatial", "training_mode"];
 
     fn parse(node: &NodeContext<'_>) -> Result<Self, OpError> {
+        for (attribute, until) in [("is_test", 6), ("spatial", 8)] {
+            if node.opset > until && node.node.attribute(attribute).is_some() {
+                return Err(OpError::attribute(attribute, format!("exists up to opset {until} only")));
+            }
+        }
+        if node.opset == 6 && !node.flag("is_test", false)? {
+            return Err(OpError::attribute("is_test", "training mode (is_test 0) is not implemented"));
+        }
+        if !node.flag("spatial", true)? {
+            return Err(OpError::attribute("spatial", "per-element statistics (spatial 0) are not implemented"));
+        }
         if node.opset >= 14 && node.flag("training_mode", false)? {
             return Err(OpError::attribute("training_mode", "training mode is not implemented"));
         }
@@ -91,6 +104,17 @@ mod tests {
         let (one, zero) = (|| f32_value(&[1], &[1.0]), || f32_value(&[1], &[0.0]));
         let out = run(&bn, 15, vec![f32_value(&[2, 1], &[1.0, -3.0]), one(), zero(), zero(), zero()]);
         assert_close(&out[0], &[2, 1], &[2.0, -6.0]);
+    }
+
+    #[test]
+    fn opset_6_runs_in_test_mode_only() {
+        let bn = node("BatchNormalization", 5, 1, vec![("is_test", AttrValue::Int(1)), ("epsilon", AttrValue::Float(0.0))]);
+        let one = || f32_value(&[1], &[1.0]);
+        let out = run(&bn, 6, vec![f32_value(&[2, 1], &[3.0, -1.0]), one(), f32_value(&[1], &[0.5]), one(), one()]);
+        // (x - 1) / 1 * 1 + 0.5.
+        assert_close(&out[0], &[2, 1], &[2.5, -1.5]);
+        let err = parse(&node("BatchNormalization", 5, 1, vec![]), 6, &[]).unwrap_err();
+        assert_eq!(err.to_string(), "node 'n' (BatchNormalization): attribute 'is_test': training mode (is_test 0) is not implemented");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! MaxPool: the maximum over sliding windows (<https://onnx.ai/onnx/operators/onnx__MaxPool.html>).
 //!
 //! Opset 8 added the optional Indices output and `storage_order`, 10 `ceil_mode` and `dilations`,
-//! 11 the current padding rules, 12 and 22 types. Strides default to 1 (not to the kernel size, as in
+//! 11 the current padding rules, 12 and 22 types; opsets 1 to 7 are the same op without those
+//! (their attributes are refused there). Strides default to 1 (not to the kernel size, as in
 //! torch). Padded positions never win the maximum. 1-, 2- and 3-D pooling, shared with AveragePool
 //! in `spatial.rs`; int8 and uint8 through an exact f32 copy. Indices (flat positions in X, row- or
 //! with `storage_order` column-major within each plane) come from burn's 2-D pooling with indices,
@@ -28,10 +29,19 @@ pub struct MaxPool {
 
 impl Operator for MaxPool {
     const OP_TYPE: &'static str = "MaxPool";
-    const OPSETS: RangeInclusive<i64> = 8..=super::NEWEST_OPSET;
+    const OPSETS: RangeInclusive<i64> = 1..=super::NEWEST_OPSET;
     const ATTRIBUTES: &'static [&'static str] = &["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"];
 
     fn parse(node: &NodeContext<'_>) -> Result<Self, OpError> {
+        for (attribute, since) in [("storage_order", 8), ("ceil_mode", 10), ("dilations", 10)] {
+            if node.opset < since && node.node.attribute(attribute).is_some() {
+                return Err(OpError::attribute(attribute, format!("exists from opset {since} on")));
+            }
+        }
+        let indices = node.node.outputs.get(1).is_some_and(|name| !name.is_empty());
+        if indices && node.opset < 8 {
+            fail!("the Indices output exists from opset 8 on");
+        }
         let window = Window::parse(node)?;
         if window.kernel.is_none() {
             return Err(OpError::attribute("kernel_shape", "is required"));
@@ -40,7 +50,7 @@ impl Operator for MaxPool {
             window,
             ceil_mode: node.flag("ceil_mode", false)?,
             column_major: node.flag("storage_order", false)?,
-            indices: node.node.outputs.get(1).is_some_and(|name| !name.is_empty()),
+            indices,
         })
     }
 
@@ -186,6 +196,15 @@ mod tests {
         let out = run(&column_major, 12, vec![f32_value(&[2, 1, 2, 3], &x)]);
         // Column-major within the plane: column * 2 + row.
         assert_eq!(out[1].to_i64_vec().unwrap(), vec![3, 5, 9, 11]);
+    }
+
+    #[test]
+    fn opsets_before_8_refuse_the_later_attributes() {
+        let pool = node("MaxPool", 1, 1, vec![("kernel_shape", ints(&[2])), ("dilations", ints(&[2]))]);
+        let err = parse(&pool, 8, &[]).unwrap_err();
+        assert_eq!(err.to_string(), "node 'n' (MaxPool): attribute 'dilations': exists from opset 10 on");
+        let out = run(&node("MaxPool", 1, 1, vec![("kernel_shape", ints(&[2]))]), 1, vec![f32_value(&[1, 1, 3], &[1.0, 3.0, 2.0])]);
+        assert_close(&out[0], &[1, 1, 2], &[3.0, 3.0]);
     }
 
     #[test]
