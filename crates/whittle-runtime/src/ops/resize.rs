@@ -5,7 +5,8 @@
 //! `keep_aspect_ratio_policy`; 19 the `half_pixel_symmetric` mode. Opsets 11 to 28 are implemented
 //! as one definition (absent attributes take their defaults), and opset 10, whose Resize is
 //! Upsample under a new name (inputs X and scales, `mode` only), as Upsample: asymmetric
-//! coordinates, nearest rounding down. The `tf_crop_and_resize` mode is refused at plan time.
+//! coordinates, nearest rounding down. `tf_crop_and_resize` reads the region of interest from the
+//! roi input and fills output positions that map outside the input with `extrapolation_value`.
 //!
 //! Resampling is separable, so it runs one axis at a time, on any rank: the weights of each output
 //! position over the input positions are computed on the host in f64 (the spec's coordinate
@@ -36,6 +37,7 @@ pub enum Transform {
     PytorchHalfPixel,
     AlignCorners,
     Asymmetric,
+    TfCropAndResize,
 }
 
 /// How nearest mode rounds a fractional input coordinate (`nearest_mode`).
@@ -64,6 +66,8 @@ pub struct Sampling {
     pub cubic_coeff_a: f64,
     pub exclude_outside: bool,
     pub antialias: bool,
+    /// The value of positions outside the input in `tf_crop_and_resize` mode.
+    pub extrapolation_value: f64,
 }
 
 impl Sampling {
@@ -76,6 +80,7 @@ impl Sampling {
             cubic_coeff_a: -0.75,
             exclude_outside: false,
             antialias: false,
+            extrapolation_value: 0.0,
         }
     }
 }
@@ -129,9 +134,7 @@ impl Operator for Resize {
             "pytorch_half_pixel" => Transform::PytorchHalfPixel,
             "align_corners" => Transform::AlignCorners,
             "asymmetric" => Transform::Asymmetric,
-            "tf_crop_and_resize" => {
-                return Err(OpError::attribute("coordinate_transformation_mode", "tf_crop_and_resize is not implemented"))
-            }
+            "tf_crop_and_resize" => Transform::TfCropAndResize,
             other => return Err(OpError::attribute("coordinate_transformation_mode", format!("unknown value '{other}'"))),
         };
         let rounding = match node.string("nearest_mode", "round_prefer_floor")?.as_str() {
@@ -152,8 +155,6 @@ impl Operator for Resize {
         if antialias && mode == Mode::Nearest {
             return Err(OpError::attribute("antialias", "applies to linear and cubic modes only"));
         }
-        // Used by tf_crop_and_resize only, which is refused above; still type-checked.
-        node.float("extrapolation_value", 0.0)?;
         let sampling = Sampling {
             mode,
             transform,
@@ -161,6 +162,7 @@ impl Operator for Resize {
             cubic_coeff_a: f64::from(node.float("cubic_coeff_a", -0.75)?),
             exclude_outside: node.flag("exclude_outside", false)?,
             antialias,
+            extrapolation_value: f64::from(node.float("extrapolation_value", 0.0)?),
         };
         Ok(Resize { sampling, axes: node.ints("axes")?, policy, legacy: false })
     }
@@ -171,10 +173,10 @@ impl Operator for Resize {
         let rank = shape.len();
         // An input given as an empty tensor counts as absent (opsets 11 and 12 required the names).
         let present = |value: Option<Value>| value.filter(|value| value.element_count() > 0);
-        let (scales, sizes) = if self.legacy {
-            (present(inputs.take_optional(1)), None)
+        let (roi, scales, sizes) = if self.legacy {
+            (None, present(inputs.take_optional(1)), None)
         } else {
-            (present(inputs.take_optional(2)), present(inputs.take_optional(3)))
+            (present(inputs.take_optional(1)), present(inputs.take_optional(2)), present(inputs.take_optional(3)))
         };
         let axes = match &self.axes {
             None => (0..rank).collect::<Vec<_>>(),
@@ -230,30 +232,47 @@ impl Operator for Resize {
             (Some(_), Some(_)) => fail!("only one of scales and sizes may be given"),
             (None, None) => fail!("one of scales and sizes must be given"),
         }
-        Ok(vec![resample(x, &self.sampling, &scale, &size)?])
+        // The region of interest, `[starts..., ends...]` over the resized axes; only
+        // tf_crop_and_resize reads it.
+        let mut region = vec![(0.0, 1.0); rank];
+        if let (Transform::TfCropAndResize, Some(roi)) = (self.sampling.transform, roi) {
+            let roi = roi.to_f64_vec()?;
+            if roi.len() != 2 * axes.len() {
+                fail!("roi {roi:?} has {} values, expected {} for {} axes", roi.len(), 2 * axes.len(), axes.len());
+            }
+            for (index, &axis) in axes.iter().enumerate() {
+                region[axis] = (roi[index], roi[axes.len() + index]);
+            }
+        } else if self.sampling.transform == Transform::TfCropAndResize {
+            fail!("tf_crop_and_resize needs the roi input");
+        }
+        Ok(vec![resample(x, &self.sampling, &scale, &size, &region)?])
     }
 }
 
-/// Resamples `x` to `sizes`, with `scales` the per-axis factors the coordinate transforms use.
-/// Axes whose size and scale stay the same are left alone.
-pub(crate) fn resample(x: Value, sampling: &Sampling, scales: &[f64], sizes: &[usize]) -> Result<Value, OpError> {
+/// Resamples `x` to `sizes`, with `scales` the per-axis factors the coordinate transforms use and
+/// `region` the `(start, end)` of each axis that tf_crop_and_resize reads. Axes whose size, scale
+/// and region stay the same are left alone.
+pub(crate) fn resample(x: Value, sampling: &Sampling, scales: &[f64], sizes: &[usize], region: &[(f64, f64)]) -> Result<Value, OpError> {
     let shape = x.shape().to_vec();
     let mut y = x;
     for axis in 0..shape.len() {
-        if sizes[axis] == shape[axis] && scales[axis] == 1.0 {
+        let whole = sampling.transform != Transform::TfCropAndResize || region[axis] == (0.0, 1.0);
+        if sizes[axis] == shape[axis] && scales[axis] == 1.0 && whole {
             continue;
         }
         if shape[axis] == 0 || sizes[axis] == 0 {
             fail!("cannot resize axis {axis} from {} to {}", shape[axis], sizes[axis]);
         }
-        let taps = taps(sampling, shape[axis], sizes[axis], scales[axis]);
-        y = apply(y, axis, sampling.mode, &taps, sizes[axis])?;
+        let taps = taps(sampling, shape[axis], sizes[axis], scales[axis], region[axis]);
+        y = apply(y, axis, sampling, &taps, sizes[axis])?;
     }
     Ok(y)
 }
 
-/// For each output position, the input positions (clamped to the axis) and their weights.
-fn taps(sampling: &Sampling, input: usize, output: usize, scale: f64) -> Vec<Vec<(usize, f64)>> {
+/// For each output position, the input positions (clamped to the axis) and their weights; none
+/// for a position that tf_crop_and_resize extrapolates.
+fn taps(sampling: &Sampling, input: usize, output: usize, scale: f64, (start, end): (f64, f64)) -> Vec<Vec<(usize, f64)>> {
     // The length the scale would give unrounded, which the spec's transforms use.
     let resized = scale * input as f64;
     let (input_f, output_f) = (input as f64, output as f64);
@@ -271,12 +290,17 @@ fn taps(sampling: &Sampling, input: usize, output: usize, scale: f64) -> Vec<Vec
             Transform::AlignCorners if resized == 1.0 => 0.0,
             Transform::AlignCorners => y * (input_f - 1.0) / (resized - 1.0),
             Transform::Asymmetric => y / scale,
+            Transform::TfCropAndResize if resized == 1.0 => (end - start) * (input_f - 1.0) / 2.0 + start * (input_f - 1.0),
+            Transform::TfCropAndResize => y * (end - start) * (input_f - 1.0) / (resized - 1.0) + start * (input_f - 1.0),
         }
     };
     let clamp = |index: i64| index.clamp(0, input as i64 - 1) as usize;
     (0..output)
         .map(|y| {
             let x = coordinate(y as f64);
+            if sampling.transform == Transform::TfCropAndResize && !(0.0..=input_f - 1.0).contains(&x) {
+                return Vec::new();
+            }
             // The input position at or left of x and the fraction past it, in (0, 1]: an exact
             // position counts as a fraction of 1 past the one before, as the spec's kernels expect.
             let floor = x.floor();
@@ -332,14 +356,38 @@ fn taps(sampling: &Sampling, input: usize, output: usize, scale: f64) -> Vec<Vec
         .collect()
 }
 
-/// Applies `taps` along `axis` of `x`: a gather for nearest mode, else a matrix product.
-fn apply(x: Value, axis: usize, mode: Mode, taps: &[Vec<(usize, f64)>], output: usize) -> Result<Value, OpError> {
+/// Applies `taps` along `axis` of `x`: a gather for nearest mode, else a matrix product; then
+/// fills the positions without taps with the extrapolation value.
+fn apply(x: Value, axis: usize, sampling: &Sampling, taps: &[Vec<(usize, f64)>], output: usize) -> Result<Value, OpError> {
+    let dtype = x.dtype();
+    let device = x.device();
+    let extrapolated: Vec<f64> = taps.iter().map(|taps| if taps.is_empty() { 1.0 } else { 0.0 }).collect();
+    let y = interpolate(x, axis, sampling.mode, taps, output)?;
+    if !extrapolated.contains(&1.0) {
+        return Ok(y);
+    }
+    if y.kind() != ElementKind::Float {
+        fail!("tf_crop_and_resize extrapolates floats only, not {dtype}");
+    }
+    let mut mask_shape = vec![1; y.rank()];
+    mask_shape[axis] = output;
+    let mask = Value::float_from_f64(extrapolated, &mask_shape, dtype, &device)?;
+    let value = sampling.extrapolation_value;
+    Ok(with_rank!(y.rank(), D => {
+        let y = y.float::<D>()?;
+        let mask = mask.float::<D>()?.expand(y.dims()).equal_elem(1.0);
+        Value::from_float(y.mask_fill(mask, value), dtype)?
+    }))
+}
+
+fn interpolate(x: Value, axis: usize, mode: Mode, taps: &[Vec<(usize, f64)>], output: usize) -> Result<Value, OpError> {
     let dtype = x.dtype();
     let device = x.device();
     let input = x.shape()[axis];
     let rank = x.rank();
     if mode == Mode::Nearest {
-        let indices: Vec<i64> = taps.iter().map(|taps| taps[0].0 as i64).collect();
+        // An extrapolated position reads element 0 and is overwritten afterwards.
+        let indices: Vec<i64> = taps.iter().map(|taps| taps.first().map_or(0, |tap| tap.0 as i64)).collect();
         let indices = Tensor::<1, Int>::from_data(TensorData::new(indices, [output]), (&device, burn_tensor::DType::I64));
         return Ok(with_rank!(rank, D => match x.kind() {
             ElementKind::Float => Value::from_float(x.float::<D>()?.select(axis, indices), dtype)?,
@@ -436,13 +484,28 @@ mod tests {
     }
 
     #[test]
+    fn crop_and_resize_extrapolates_outside_the_region() {
+        // x = [0, 10, 20], roi [0.5, 1.5] to 3 outputs, linear: coordinates
+        // j * (1.5 - 0.5) * 2 / 2 + 0.5 * 2 = 1, 2, 3; the last is past the input and gets -1.
+        let crop = node(
+            "Resize",
+            4,
+            1,
+            vec![
+                ("mode", text("linear")),
+                ("coordinate_transformation_mode", text("tf_crop_and_resize")),
+                ("extrapolation_value", AttrValue::Float(-1.0)),
+            ],
+        );
+        let out = run(&crop, 19, vec![f32_value(&[3], &[0.0, 10.0, 20.0]), f32_value(&[2], &[0.5, 1.5]), f32_value(&[0], &[]), i64_value(&[1], &[3])]);
+        assert_close(&out[0], &[3], &[10.0, 20.0, -1.0]);
+    }
+
+    #[test]
     fn errors() {
         let crop = node("Resize", 3, 1, vec![("coordinate_transformation_mode", text("tf_crop_and_resize"))]);
-        let err = parse(&crop, 19, &[]).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "node 'n' (Resize): attribute 'coordinate_transformation_mode': tf_crop_and_resize is not implemented"
-        );
+        let err = try_run(&crop, 19, vec![f32_value(&[2], &[1.0, 2.0]), f32_value(&[0], &[]), scales(&[2.0])]).unwrap_err();
+        assert_eq!(err, "tf_crop_and_resize needs the roi input");
         let resize = node("Resize", 3, 1, vec![]);
         let err = try_run(&resize, 19, vec![f32_value(&[2], &[1.0, 2.0]), f32_value(&[0], &[]), scales(&[1.0, 2.0])]).unwrap_err();
         assert_eq!(err, "scales [1.0, 2.0] has 2 values for 1 axes");

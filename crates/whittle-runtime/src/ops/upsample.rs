@@ -49,7 +49,7 @@ impl Operator for Upsample {
             fail!("scales {scales:?} must give one factor of 1 or more for each axis of X {shape:?}");
         }
         let sizes: Vec<usize> = shape.iter().zip(&scales).map(|(&size, &scale)| (size as f64 * scale).floor() as usize).collect();
-        Ok(vec![resample(x, &self.sampling, &scales, &sizes)?])
+        Ok(vec![resample(x, &self.sampling, &scales, &sizes, &vec![(0.0, 1.0); shape.len()])?])
     }
 }
 
