@@ -232,6 +232,10 @@ pub(crate) fn pool(x: Value, window: &Resolved, ceil_mode: bool, pooling: Poolin
     let output = window.output_sizes(input, ceil_mode);
     let padding = window.floor_padding(input, &output);
     let (n, c) = (shape[0], shape[1]);
+    if n == 0 || c == 0 {
+        // burn's kernels refuse zero channels (a convolution of zero groups).
+        fail!("X {shape:?} has no samples or channels to pool");
+    }
     let axis = |axis: usize| (window.kernel[axis], window.strides[axis], window.dilations[axis], padding[axis]);
     let one = (1, 1, 1, (0, 0));
     let sum = pooling != Pooling::Max;

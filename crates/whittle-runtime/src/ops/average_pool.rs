@@ -158,5 +158,7 @@ mod tests {
         assert_eq!(err, "AveragePool is not defined on i64 (it takes floats)");
         let err = try_run(&pool, 19, vec![f32_value(&[1, 1, 2], &[1.0, 2.0])]).unwrap_err();
         assert_eq!(err, "kernel [2, 2] has 2 sizes for 1 spatial axes");
+        let err = try_run(&pool, 19, vec![f32_value(&[1, 0, 2, 2], &[])]).unwrap_err();
+        assert_eq!(err, "X [1, 0, 2, 2] has no samples or channels to pool");
     }
 }

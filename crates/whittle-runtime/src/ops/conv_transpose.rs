@@ -88,6 +88,9 @@ impl Operator for ConvTranspose {
             }
         }
         let input = &x_shape[2..];
+        if x.element_count() == 0 || w.element_count() == 0 {
+            fail!("X {x_shape:?} and W {w_shape:?} must not be empty");
+        }
         let crops = self.crops(input, kernel)?;
         let spatial = input.len();
         let per_axis = |values: &Option<Vec<usize>>| values.clone().unwrap_or_else(|| vec![1; spatial]);
@@ -299,6 +302,13 @@ mod tests {
         let conv = node("ConvTranspose", 2, 1, vec![("strides", ints(&[2])), ("auto_pad", AttrValue::String(b"SAME_UPPER".to_vec()))]);
         let out = run(&conv, 22, vec![f32_value(&[1, 1, 3], &x), f32_value(&[1, 1, 3], &w)]);
         assert_close(&out[0], &[1, 1, 6], &reference(&x, 1, 3, &w, 1, 3, 2, 1, 0, 6, &[]));
+    }
+
+    #[test]
+    fn empty_input_is_an_error() {
+        let conv = node("ConvTranspose", 2, 1, vec![]);
+        let err = try_run(&conv, 22, vec![f32_value(&[1, 1, 0], &[]), f32_value(&[1, 1, 1], &[1.0])]).unwrap_err();
+        assert_eq!(err, "X [1, 1, 0] and W [1, 1, 1] must not be empty");
     }
 
     #[test]

@@ -37,7 +37,7 @@ impl Operator for InstanceNormalization {
                 fail!("{name} is {}{:?}, expected {dtype}[{c}] for X {shape:?}", value.dtype(), value.shape());
             }
         }
-        if rest == 0 {
+        if x.element_count() == 0 {
             return Ok(vec![x]);
         }
         let x = x.reshape(&[n, c, rest])?.float::<3>()?;

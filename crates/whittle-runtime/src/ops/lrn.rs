@@ -43,6 +43,9 @@ impl Operator for Lrn {
             fail!("X {shape:?} must have rank 2 or more (N, C, ...)");
         }
         let (n, c, rest) = (shape[0], shape[1], shape[2..].iter().product::<usize>());
+        if x.element_count() == 0 {
+            return Ok(vec![x]);
+        }
         let squares = map_square(x.clone())?.reshape(&[n, 1, c, rest])?;
         let window = Resolved {
             kernel: vec![self.size, 1],
@@ -108,6 +111,12 @@ mod tests {
             let expected = reference(&x, [2, 5, 3], f64::from(0.5f32), f64::from(0.6f32), 2.0, size as usize);
             assert_close(&out[0], &[2, 5, 3], &expected);
         }
+    }
+
+    #[test]
+    fn empty_input_stays_empty() {
+        let out = run(&node("LRN", 1, 1, vec![("size", AttrValue::Int(3))]), 13, vec![f32_value(&[1, 0, 2], &[])]);
+        assert_eq!(out[0].shape(), &[1, 0, 2]);
     }
 
     #[test]
