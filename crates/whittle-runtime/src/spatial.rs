@@ -269,6 +269,14 @@ pub(crate) fn pool(x: Value, window: &Resolved, ceil_mode: bool, pooling: Poolin
     arithmetic(Arithmetic::Div, pooled, divisor)
 }
 
+/// The p-norm of each window, `(sum |x|^p)^(1/p)`, with `sum` the pooling of `|x|^p` (windowed or
+/// global): LpPool and GlobalLpPool, which check at plan time that `p` is 1 or more.
+pub(crate) fn lp_norm(x: Value, p: i64, sum: impl FnOnce(Value) -> Result<Value, OpError>) -> Result<Value, OpError> {
+    let p = p as f64;
+    let powered = crate::value::map_float!(x, t => t.abs().powf_scalar(p))?;
+    crate::value::map_float!(sum(powered)?, t => t.powf_scalar(1.0 / p))
+}
+
 /// Pools the float value `x` `[N, C, spatial...]` over all its spatial axes at once (the Global
 /// pooling ops): `[N, C, 1, ...]`. Averages divide by the spatial size.
 pub(crate) fn global_pool(x: Value, pooling: Pooling) -> Result<Value, OpError> {
