@@ -124,6 +124,17 @@ impl Window {
     }
 }
 
+/// Refuses each `(attribute, opset)` given in a model whose opset predates it: the pooling ops
+/// gained attributes over time, and an older model naming one is malformed.
+pub(crate) fn refuse_newer_attributes(node: &NodeContext<'_>, since: &[(&str, i64)]) -> Result<(), OpError> {
+    for &(attribute, opset) in since {
+        if node.opset < opset && node.node.attribute(attribute).is_some() {
+            return Err(OpError::attribute(attribute, format!("exists from opset {opset} on")));
+        }
+    }
+    Ok(())
+}
+
 /// A window resolved for one input: one entry per spatial axis.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Resolved {

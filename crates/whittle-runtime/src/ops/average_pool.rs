@@ -1,15 +1,15 @@
 //! AveragePool: the mean over sliding windows (<https://onnx.ai/onnx/operators/onnx__AveragePool.html>).
 //!
 //! Opset 7 added `count_include_pad`, 10 `ceil_mode`, 11 the current padding rules, 19
-//! `dilations`, 22 types; one definition covers them all, an attribute that an older opset lacks
-//! takes its default. Strides default to 1. The divisor counts the window's taps on the input, or
+//! `dilations`, 22 types; one definition covers them all (an attribute given before its opset is
+//! refused). Strides default to 1. The divisor counts the window's taps on the input, or
 //! with `count_include_pad` also those on the pads (never those a ceil-mode window hangs past the
 //! pads). 1-, 2- and 3-D pooling, shared with MaxPool in `spatial.rs`.
 
 use std::ops::RangeInclusive;
 
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
-use crate::spatial::{pool, Pooling, Window};
+use crate::spatial::{pool, refuse_newer_attributes, Pooling, Window};
 use crate::value::{ElementKind, Value};
 
 /// `Y = mean over each window of X`.
@@ -27,6 +27,7 @@ impl Operator for AveragePool {
         &["auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads", "strides"];
 
     fn parse(node: &NodeContext<'_>) -> Result<Self, OpError> {
+        refuse_newer_attributes(node, &[("count_include_pad", 7), ("ceil_mode", 10), ("dilations", 19)])?;
         let window = Window::parse(node)?;
         if window.kernel.is_none() {
             return Err(OpError::attribute("kernel_shape", "is required"));
@@ -151,6 +152,9 @@ mod tests {
 
     #[test]
     fn errors() {
+        let dilated = node("AveragePool", 1, 1, vec![("kernel_shape", ints(&[2])), ("dilations", ints(&[2]))]);
+        let err = parse(&dilated, 18, &[]).unwrap_err();
+        assert_eq!(err.to_string(), "node 'n' (AveragePool): attribute 'dilations': exists from opset 19 on");
         let err = parse(&node("AveragePool", 1, 1, vec![]), 19, &[]).unwrap_err();
         assert_eq!(err.to_string(), "node 'n' (AveragePool): attribute 'kernel_shape': is required");
         let pool = node("AveragePool", 1, 1, vec![("kernel_shape", ints(&[2, 2]))]);

@@ -2,13 +2,13 @@
 //!
 //! `Y = (sum over the window of |X|^p)^(1/p)`, padding counting as 0. Opset 2 made `p` an integer
 //! (opset 1's float `p` is not implemented), 11 the current padding rules, 18 added `ceil_mode` and
-//! `dilations`, 22 types; an attribute an older opset lacks takes its default. 1-, 2- and 3-D
+//! `dilations`, 22 types (an attribute given before its opset is refused). 1-, 2- and 3-D
 //! windows, through the sum pooling of `spatial.rs`.
 
 use std::ops::RangeInclusive;
 
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
-use crate::spatial::{lp_norm, pool, Pooling, Window};
+use crate::spatial::{lp_norm, pool, refuse_newer_attributes, Pooling, Window};
 use crate::value::Value;
 
 /// `Y = p-norm of each window of X`.
@@ -25,6 +25,7 @@ impl Operator for LpPool {
     const ATTRIBUTES: &'static [&'static str] = &["auto_pad", "ceil_mode", "dilations", "kernel_shape", "p", "pads", "strides"];
 
     fn parse(node: &NodeContext<'_>) -> Result<Self, OpError> {
+        refuse_newer_attributes(node, &[("ceil_mode", 18), ("dilations", 18)])?;
         let window = Window::parse(node)?;
         if window.kernel.is_none() {
             return Err(OpError::attribute("kernel_shape", "is required"));

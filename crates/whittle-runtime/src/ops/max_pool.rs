@@ -14,7 +14,7 @@ use burn_tensor::{FloatDType, IntDType};
 use whittle_ir::DataType;
 
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
-use crate::spatial::{max_pool_with_indices, pool, Pooling, Window};
+use crate::spatial::{max_pool_with_indices, pool, refuse_newer_attributes, Pooling, Window};
 use crate::value::{with_rank, ElementKind, Value};
 
 /// `Y = max over each window of X`, and optionally where each maximum is.
@@ -33,11 +33,7 @@ impl Operator for MaxPool {
     const ATTRIBUTES: &'static [&'static str] = &["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"];
 
     fn parse(node: &NodeContext<'_>) -> Result<Self, OpError> {
-        for (attribute, since) in [("storage_order", 8), ("ceil_mode", 10), ("dilations", 10)] {
-            if node.opset < since && node.node.attribute(attribute).is_some() {
-                return Err(OpError::attribute(attribute, format!("exists from opset {since} on")));
-            }
-        }
+        refuse_newer_attributes(node, &[("storage_order", 8), ("ceil_mode", 10), ("dilations", 10)])?;
         let indices = node.node.outputs.get(1).is_some_and(|name| !name.is_empty());
         if indices && node.opset < 8 {
             fail!("the Indices output exists from opset 8 on");
