@@ -187,6 +187,15 @@ impl Value {
         data.try_to_vec::<i64>().map_err(|err| OpError::new(format!("cannot read {} tensor: {err:?}", self.dtype)))
     }
 
+    /// The elements as f64, for small float inputs read on the host (scales, regions).
+    pub fn to_f64_vec(&self) -> Result<Vec<f64>, OpError> {
+        if self.kind() != ElementKind::Float {
+            return Err(OpError::new(format!("expected a float tensor, got {}", self.dtype)));
+        }
+        let data = self.host_data(DType::F64)?;
+        data.try_to_vec::<f64>().map_err(|err| OpError::new(format!("cannot read {} tensor: {err:?}", self.dtype)))
+    }
+
     /// The elements as f32, for tests.
     #[cfg(test)]
     pub fn to_f32_vec(&self) -> Result<Vec<f32>, OpError> {
@@ -213,6 +222,30 @@ impl Value {
         let shape = tensor.dims().to_vec();
         check_rank(D)?;
         Ok(Value { tensor: tensor.into_bridge(), dtype, shape })
+    }
+
+    /// A float value of `dtype` holding `values` in `shape`, for small constants computed on the
+    /// host (in f64, rounded once to `dtype`).
+    pub fn float_from_f64(values: Vec<f64>, shape: &[usize], dtype: DataType, device: &Device) -> Result<Value, OpError> {
+        let Some((burn, ElementKind::Float)) = burn_dtype(dtype) else {
+            return Err(OpError::new(format!("expected a float dtype, got {dtype}")));
+        };
+        if values.len() != shape.iter().product::<usize>() {
+            return Err(OpError::new(format!("{} values do not fill shape {shape:?}", values.len())));
+        }
+        check_rank(shape.len())?;
+        let data = TensorData::new(values, burn_shape(shape));
+        let bridge = with_rank!(shape.len().max(1), D => Tensor::<D, Float>::from_data(data, (device, burn)).into_bridge());
+        Ok(Value { tensor: bridge, dtype, shape: shape.to_vec() })
+    }
+
+    /// The device the value lives on.
+    pub fn device(&self) -> Device {
+        with_rank!(self.burn_rank(), D => match self.kind() {
+            ElementKind::Float => Tensor::<D, Float>::from_bridge(self.tensor.clone()).device(),
+            ElementKind::Int => Tensor::<D, Int>::from_bridge(self.tensor.clone()).device(),
+            ElementKind::Bool => Tensor::<D, Bool>::from_bridge(self.tensor.clone()).device(),
+        })
     }
 
     /// Wraps an integer tensor produced by an op.

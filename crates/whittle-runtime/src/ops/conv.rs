@@ -2,12 +2,13 @@
 //!
 //! Opsets 1, 11 and 22 differ only in types. Inputs: X `[N, C, spatial...]`, W
 //! `[M, C / group, kernel...]`, optional B `[M]`. This runtime runs 1-D and 2-D convolutions on
-//! burn's conv2d (1-D as 2-D with a height of 1, a free reshape); 3-D is refused at run time.
+//! burn's conv2d (1-D as 2-D with a height of 1, a free reshape) and 3-D ones on conv3d, which
+//! pads symmetrically only: asymmetric 3-D padding is applied to X first, as zeros.
 
 use std::ops::RangeInclusive;
 
 use burn_tensor::module;
-use burn_tensor::ops::ConvOptions;
+use burn_tensor::ops::{ConvOptions, PadMode};
 
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
 use crate::spatial::{Resolved, Window};
@@ -42,8 +43,20 @@ impl Operator for Conv {
         let (x_shape, w_shape) = (x.shape().to_vec(), w.shape().to_vec());
         let window = resolve_conv(&self.window, self.group, &x_shape, &w_shape, b.as_ref().map(Value::shape))?;
         let spatial = x_shape.len() - 2;
-        if spatial > 2 {
+        if spatial > 3 {
             fail!("{spatial}-D convolution is not implemented (X {x_shape:?})");
+        }
+        if spatial == 3 {
+            let three = |values: &[usize]| [values[0], values[1], values[2]];
+            let (mut x, mut padding) = (x.float::<5>()?, [0; 3]);
+            if window.padding.iter().all(|(begin, end)| begin == end) {
+                padding = three(&window.padding.iter().map(|&(begin, _)| begin).collect::<Vec<_>>());
+            } else {
+                x = x.pad(window.padding.clone(), PadMode::Constant(0.0));
+            }
+            let options = ConvOptions::new(three(&window.strides), padding, three(&window.dilations), self.group);
+            let b = b.map(|b| b.float::<1>()).transpose()?;
+            return Ok(vec![Value::from_float(module::conv3d(x, w.float::<5>()?, b, options), dtype)?]);
         }
         let window = window.as_2d();
         let as_4d = |value: Value, shape: &[usize]| -> Result<Value, OpError> {
@@ -187,6 +200,16 @@ mod tests {
         let conv = node("Conv", 2, 1, vec![("pads", AttrValue::Ints(vec![1, 0]))]);
         let out = run(&conv, 18, vec![f32_value(&[1, 1, 4], &[1.0, 2.0, 3.0, 4.0]), f32_value(&[1, 1, 2], &[1.0, -1.0])]);
         assert_close(&out[0], &[1, 1, 4], &[-1.0, -1.0, -1.0, -1.0]);
+    }
+
+    #[test]
+    fn three_dimensional_with_asymmetric_pads() {
+        // A 1x1x2 kernel [1, -1] over a 2x1x3 ramp, pads 1 before the width axis only: each row
+        // [a, b, c] gives [0 - a, a - b, b - c] = [-a, -1, -1].
+        let conv = node("Conv", 2, 1, vec![("pads", AttrValue::Ints(vec![0, 0, 1, 0, 0, 0]))]);
+        let x: Vec<f32> = (0..6).map(|i| i as f32).collect();
+        let out = run(&conv, 22, vec![f32_value(&[1, 1, 2, 1, 3], &x), f32_value(&[1, 1, 1, 1, 2], &[1.0, -1.0])]);
+        assert_close(&out[0], &[1, 1, 2, 1, 3], &[0.0, -1.0, -1.0, -3.0, -1.0, -1.0]);
     }
 
     #[test]
