@@ -12,8 +12,10 @@
 mod broadcast;
 mod device;
 mod error;
+mod int_input;
 pub mod ops;
 mod plan;
+mod reduce;
 mod session;
 mod spatial;
 mod value;

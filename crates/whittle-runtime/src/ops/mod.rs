@@ -14,6 +14,8 @@ use std::ops::RangeInclusive;
 use whittle_ir::{canonical_domain, AttrValue, Node, DEFAULT_DOMAIN};
 
 use crate::error::RuntimeError;
+pub use crate::int_input::IntsInput;
+pub use crate::reduce::{ArgReduction, Reduction};
 pub use crate::spatial::{AutoPad, Window};
 use crate::value::Value;
 
@@ -131,23 +133,48 @@ macro_rules! ops {
 
 ops! {
     add::Add,
+    arg_max::ArgMax,
+    arg_min::ArgMin,
     batch_normalization::BatchNormalization,
+    concat::Concat,
+    constant::Constant,
+    constant_of_shape::ConstantOfShape,
     conv::Conv,
     div::Div,
     erf::Erf,
+    expand::Expand,
+    flatten::Flatten,
     gather::Gather,
+    gather_elements::GatherElements,
     gemm::Gemm,
     layer_normalization::LayerNormalization,
     mat_mul::MatMul,
     max_pool::MaxPool,
     mul::Mul,
+    pad::Pad,
+    range::Range,
+    reduce_l1::ReduceL1,
+    reduce_l2::ReduceL2,
+    reduce_log_sum::ReduceLogSum,
+    reduce_log_sum_exp::ReduceLogSumExp,
+    reduce_max::ReduceMax,
     reduce_mean::ReduceMean,
+    reduce_min::ReduceMin,
+    reduce_prod::ReduceProd,
+    reduce_sum::ReduceSum,
+    reduce_sum_square::ReduceSumSquare,
     relu::Relu,
     reshape::Reshape,
+    shape::Shape,
+    size::Size,
+    slice::Slice,
     softmax::Softmax,
     split::Split,
+    squeeze::Squeeze,
     sub::Sub,
+    tile::Tile,
     transpose::Transpose,
+    unsqueeze::Unsqueeze,
 }
 
 fn parse_op<T: Operator>(context: &NodeContext<'_>) -> Result<T, RuntimeError> {
@@ -268,11 +295,29 @@ fn read_ints(tensor: &whittle_ir::Tensor) -> Result<Vec<i64>, String> {
 #[derive(Debug)]
 pub(crate) struct Inputs {
     values: Vec<Option<Value>>,
+    device: Option<burn_tensor::Device>,
 }
 
 impl Inputs {
     pub fn new(values: Vec<Option<Value>>) -> Inputs {
-        Inputs { values }
+        Inputs { values, device: None }
+    }
+
+    /// The same inputs, with the session's device for ops that create values from nothing
+    /// (Constant has no input to take a device from).
+    pub fn on(self, device: burn_tensor::Device) -> Inputs {
+        Inputs { device: Some(device), ..self }
+    }
+
+    /// The device to create new values on: the session's, else that of the first input present.
+    pub fn device(&self) -> Result<burn_tensor::Device, OpError> {
+        if let Some(device) = &self.device {
+            return Ok(device.clone());
+        }
+        match self.values.iter().flatten().next() {
+            Some(value) => Ok(value.device()),
+            None => fail!("no device to create the output on"),
+        }
     }
 
     /// Required input `index`.
@@ -286,6 +331,11 @@ impl Inputs {
     /// Optional input `index`.
     pub fn take_optional(&mut self, index: usize) -> Option<Value> {
         self.values.get_mut(index).and_then(Option::take)
+    }
+
+    /// Every input still present, in order, for ops with a variadic input (Concat).
+    pub fn take_all(&mut self) -> Vec<Value> {
+        self.values.iter_mut().filter_map(Option::take).collect()
     }
 }
 
@@ -317,6 +367,12 @@ pub(crate) mod test_support {
 
     pub fn f32_value(dims: &[i64], values: &[f32]) -> Value {
         let tensor = whittle_ir::Tensor::from_f32("t", dims.to_vec(), values).unwrap();
+        Value::from_ir(&tensor, &device()).unwrap()
+    }
+
+    pub fn bool_value(dims: &[i64], values: &[bool]) -> Value {
+        let bytes = values.iter().map(|&value| u8::from(value)).collect();
+        let tensor = whittle_ir::Tensor::from_bytes("t", DataType::Bool, dims.to_vec(), bytes).unwrap();
         Value::from_ir(&tensor, &device()).unwrap()
     }
 
@@ -354,7 +410,13 @@ pub(crate) mod test_support {
 
     pub fn try_run(node: &Node, opset: i64, inputs: Vec<Value>) -> Result<Vec<Value>, String> {
         let op = parse(node, opset, &[]).map_err(|err| err.to_string())?;
-        op.eval(Inputs::new(inputs.into_iter().map(Some).collect())).map_err(|err| err.reason)
+        op.eval(Inputs::new(inputs.into_iter().map(Some).collect()).on(device())).map_err(|err| err.reason)
+    }
+
+    /// Parses and runs `node` on `inputs`, where `None` is an omitted optional input.
+    pub fn try_run_optional(node: &Node, opset: i64, inputs: Vec<Option<Value>>) -> Result<Vec<Value>, String> {
+        let op = parse(node, opset, &[]).map_err(|err| err.to_string())?;
+        op.eval(Inputs::new(inputs).on(device())).map_err(|err| err.reason)
     }
 
     /// Asserts that `value` is f32 of `dims` and within 1e-5 (absolute and relative) of `expected`.
