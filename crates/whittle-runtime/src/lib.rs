@@ -12,9 +12,11 @@
 mod broadcast;
 mod device;
 mod error;
+mod int_input;
 pub mod ops;
 mod plan;
 mod quant;
+mod reduce;
 mod session;
 mod spatial;
 mod unary;

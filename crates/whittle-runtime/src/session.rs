@@ -72,7 +72,7 @@ impl Session {
                 .collect();
             let node_error =
                 |reason: String| RuntimeError::Node { node: step.label.clone(), op: step.op.op_type().to_string(), reason };
-            let results = step.op.eval(Inputs::new(inputs)).map_err(|err| node_error(err.reason))?;
+            let results = step.op.eval(Inputs::new(inputs).on(self.device.clone())).map_err(|err| node_error(err.reason))?;
             if results.len() < step.required_results {
                 return Err(node_error(format!("produced {} outputs, the node names {}", results.len(), step.required_results)));
             }

@@ -23,7 +23,7 @@
 //! which gives burn-flex's own tensor (an `Arc` over its bytes; see the `flex_storage_is_shared`
 //! test); copying out with `into_data` is only for the run's boundary and for small shape-like inputs.
 
-use burn_tensor::kind::BridgeTensor;
+use burn_tensor::kind::{Basic, BridgeTensor};
 use burn_tensor::{Bool, DType, Device, Float, Int, Tensor, TensorData};
 use whittle_ir::DataType;
 
@@ -92,6 +92,29 @@ macro_rules! map_float {
     }};
 }
 pub(crate) use map_float;
+
+/// Evaluates `$body` with the type `$K` bound to the burn kind (`Float`, `Int` or `Bool`) of
+/// `$kind`, an [`ElementKind`]: data-movement ops, which treat every element type alike, are then
+/// written once over `Tensor<D, $K>` with [`Value::typed`] and [`Value::from_typed`].
+macro_rules! with_kind {
+    ($kind:expr, $K:ident => $body:expr) => {
+        match $kind {
+            $crate::value::ElementKind::Float => {
+                type $K = burn_tensor::Float;
+                $body
+            }
+            $crate::value::ElementKind::Int => {
+                type $K = burn_tensor::Int;
+                $body
+            }
+            $crate::value::ElementKind::Bool => {
+                type $K = burn_tensor::Bool;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_kind;
 
 /// Which of burn's tensor kinds holds a dtype.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,15 +210,6 @@ impl Value {
         data.try_to_vec::<i64>().map_err(|err| OpError::new(format!("cannot read {} tensor: {err:?}", self.dtype)))
     }
 
-    /// The elements as f64, for small float inputs read on the host (scales, regions).
-    pub fn to_f64_vec(&self) -> Result<Vec<f64>, OpError> {
-        if self.kind() != ElementKind::Float {
-            return Err(OpError::new(format!("expected a float tensor, got {}", self.dtype)));
-        }
-        let data = self.host_data(DType::F64)?;
-        data.try_to_vec::<f64>().map_err(|err| OpError::new(format!("cannot read {} tensor: {err:?}", self.dtype)))
-    }
-
     /// The elements as f32, for tests.
     #[cfg(test)]
     pub fn to_f32_vec(&self) -> Result<Vec<f32>, OpError> {
@@ -239,15 +253,6 @@ impl Value {
         Ok(Value { tensor: bridge, dtype, shape: shape.to_vec() })
     }
 
-    /// The device the value lives on.
-    pub fn device(&self) -> Device {
-        with_rank!(self.burn_rank(), D => match self.kind() {
-            ElementKind::Float => Tensor::<D, Float>::from_bridge(self.tensor.clone()).device(),
-            ElementKind::Int => Tensor::<D, Int>::from_bridge(self.tensor.clone()).device(),
-            ElementKind::Bool => Tensor::<D, Bool>::from_bridge(self.tensor.clone()).device(),
-        })
-    }
-
     /// Wraps an integer tensor produced by an op.
     pub fn from_int<const D: usize>(tensor: Tensor<D, Int>, dtype: DataType) -> Result<Value, OpError> {
         let shape = tensor.dims().to_vec();
@@ -260,6 +265,68 @@ impl Value {
         let shape = tensor.dims().to_vec();
         check_rank(D)?;
         Ok(Value { tensor: retag(tensor).into_bridge(), dtype: DataType::Bool, shape })
+    }
+
+    /// The tensor as a tensor of kind `K` (float, int or bool) and burn rank `D`.
+    pub fn typed<const D: usize, K: Basic>(self) -> Result<Tensor<D, K>, OpError> {
+        self.check_typed(D, element_kind(K::KIND))?;
+        Ok(Tensor::from_bridge(self.tensor))
+    }
+
+    /// Wraps a tensor of any kind produced by an op; `dtype` is the ONNX dtype it holds and must be
+    /// of the tensor's kind.
+    pub fn from_typed<const D: usize, K: Basic>(tensor: Tensor<D, K>, dtype: DataType) -> Result<Value, OpError> {
+        if burn_dtype(dtype).map(|(_, kind)| kind) != Some(element_kind(K::KIND)) {
+            return Err(OpError::new(format!("dtype {dtype} is not held by a {:?} tensor", K::KIND)));
+        }
+        let shape = tensor.dims().to_vec();
+        check_rank(D)?;
+        Ok(Value { tensor: tensor.into_bridge(), dtype, shape })
+    }
+
+    /// An int64 value of `shape` holding `values`, made on the host (shapes, sizes, indices).
+    pub fn from_i64s(shape: &[usize], values: Vec<i64>, device: &Device) -> Result<Value, OpError> {
+        if shape.iter().product::<usize>() != values.len() {
+            return Err(OpError::new(format!("{} values do not fill shape {shape:?}", values.len())));
+        }
+        check_rank(shape.len())?;
+        let burn_shape = burn_shape(shape);
+        if values.is_empty() {
+            return Value::empty(DataType::I64, shape, device);
+        }
+        let data = TensorData::new(values, burn_shape.clone());
+        let bridge = with_rank!(burn_shape.len(), D => Tensor::<D, Int>::from_data(data, (device, DType::I64)).into_bridge());
+        Ok(Value { tensor: bridge, dtype: DataType::I64, shape: shape.to_vec() })
+    }
+
+    /// The elements of a numeric tensor as f64, for small inputs read on the host (Range's bounds,
+    /// Resize's scales and regions).
+    pub fn to_f64_vec(&self) -> Result<Vec<f64>, OpError> {
+        let data = self.host_data(DType::F64)?;
+        data.try_to_vec::<f64>().map_err(|err| OpError::new(format!("cannot read {} tensor: {err:?}", self.dtype)))
+    }
+
+    /// The device the value lives on.
+    pub fn device(&self) -> Device {
+        with_rank!(self.burn_rank(), D => match self.kind() {
+            ElementKind::Float => Tensor::<D, Float>::from_bridge(self.tensor.clone()).device(),
+            ElementKind::Int => Tensor::<D, Int>::from_bridge(self.tensor.clone()).device(),
+            ElementKind::Bool => Tensor::<D, Bool>::from_bridge(self.tensor.clone()).device(),
+        })
+    }
+
+    /// A value of `dtype` and `shape` with no elements (a size in `shape` is 0).
+    ///
+    /// burn's narrow, cat and repeat assert non-empty inputs, so ops whose result is empty build
+    /// it here instead of calling them.
+    pub fn empty(dtype: DataType, shape: &[usize], device: &Device) -> Result<Value, OpError> {
+        if !shape.contains(&0) {
+            return Err(OpError::new(format!("shape {shape:?} is not empty")));
+        }
+        let dims = shape.iter().map(|&size| size as i64).collect();
+        let host =
+            whittle_ir::Tensor::from_bytes("empty", dtype, dims, Vec::new()).map_err(|err| OpError::new(err.to_string()))?;
+        Value::from_ir(&host, device)
     }
 
     /// The ONNX element type.
@@ -371,6 +438,15 @@ impl Value {
 /// dispatch tensor re-tags it by dtype, at no cost.
 fn retag<const D: usize, K: burn_tensor::kind::Basic>(tensor: Tensor<D, K>) -> Tensor<D, K> {
     Tensor::from_dispatch(tensor.into_dispatch())
+}
+
+/// Our kind for burn's kind tag.
+fn element_kind(kind: burn_tensor::kind::Kind) -> ElementKind {
+    match kind {
+        burn_tensor::kind::Kind::Float => ElementKind::Float,
+        burn_tensor::kind::Kind::Int => ElementKind::Int,
+        burn_tensor::kind::Kind::Bool => ElementKind::Bool,
+    }
 }
 
 fn reshape_kind<K: burn_tensor::kind::Basic>(tensor: BridgeTensor, source_rank: usize, target: &[usize]) -> BridgeTensor {

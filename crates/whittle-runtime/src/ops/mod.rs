@@ -14,6 +14,8 @@ use std::ops::RangeInclusive;
 use whittle_ir::{canonical_domain, AttrValue, Node, DEFAULT_DOMAIN};
 
 use crate::error::RuntimeError;
+pub use crate::int_input::IntsInput;
+pub use crate::reduce::{ArgReduction, Reduction};
 pub use crate::spatial::{AutoPad, Window};
 use crate::value::Value;
 
@@ -133,6 +135,8 @@ ops! {
     abs::Abs,
     add::Add,
     and::And,
+    arg_max::ArgMax,
+    arg_min::ArgMin,
     average_pool::AveragePool,
     batch_normalization::BatchNormalization,
     bit_shift::BitShift,
@@ -140,6 +144,9 @@ ops! {
     cast_like::CastLike,
     ceil::Ceil,
     clip::Clip,
+    concat::Concat,
+    constant::Constant,
+    constant_of_shape::ConstantOfShape,
     conv::Conv,
     conv_integer::ConvInteger,
     conv_transpose::ConvTranspose,
@@ -153,8 +160,11 @@ ops! {
     equal::Equal,
     erf::Erf,
     exp::Exp,
+    expand::Expand,
+    flatten::Flatten,
     floor::Floor,
     gather::Gather,
+    gather_elements::GatherElements,
     gelu::Gelu,
     gemm::Gemm,
     global_average_pool::GlobalAveragePool,
@@ -186,30 +196,47 @@ ops! {
     not::Not,
     or::Or,
     p_relu::PRelu,
+    pad::Pad,
     pow::Pow,
     q_linear_conv::QLinearConv,
     q_linear_mat_mul::QLinearMatMul,
     quantize_linear::QuantizeLinear,
+    range::Range,
     reciprocal::Reciprocal,
+    reduce_l1::ReduceL1,
+    reduce_l2::ReduceL2,
+    reduce_log_sum::ReduceLogSum,
+    reduce_log_sum_exp::ReduceLogSumExp,
+    reduce_max::ReduceMax,
     reduce_mean::ReduceMean,
+    reduce_min::ReduceMin,
+    reduce_prod::ReduceProd,
+    reduce_sum::ReduceSum,
+    reduce_sum_square::ReduceSumSquare,
     relu::Relu,
     reshape::Reshape,
     resize::Resize,
     round::Round,
     selu::Selu,
+    shape::Shape,
     sigmoid::Sigmoid,
     sign::Sign,
     sin::Sin,
+    size::Size,
+    slice::Slice,
     softmax::Softmax,
     softplus::Softplus,
     softsign::Softsign,
     space_to_depth::SpaceToDepth,
     split::Split,
     sqrt::Sqrt,
+    squeeze::Squeeze,
     sub::Sub,
     sum::Sum,
     tanh::Tanh,
+    tile::Tile,
     transpose::Transpose,
+    unsqueeze::Unsqueeze,
     upsample::Upsample,
     r#where::Where,
     xor::Xor,
@@ -333,11 +360,29 @@ fn read_ints(tensor: &whittle_ir::Tensor) -> Result<Vec<i64>, String> {
 #[derive(Debug)]
 pub(crate) struct Inputs {
     values: Vec<Option<Value>>,
+    device: Option<burn_tensor::Device>,
 }
 
 impl Inputs {
     pub fn new(values: Vec<Option<Value>>) -> Inputs {
-        Inputs { values }
+        Inputs { values, device: None }
+    }
+
+    /// The same inputs, with the session's device for ops that create values from nothing
+    /// (Constant has no input to take a device from).
+    pub fn on(self, device: burn_tensor::Device) -> Inputs {
+        Inputs { device: Some(device), ..self }
+    }
+
+    /// The device to create new values on: the session's, else that of the first input present.
+    pub fn device(&self) -> Result<burn_tensor::Device, OpError> {
+        if let Some(device) = &self.device {
+            return Ok(device.clone());
+        }
+        match self.values.iter().flatten().next() {
+            Some(value) => Ok(value.device()),
+            None => fail!("no device to create the output on"),
+        }
     }
 
     /// Required input `index`.
@@ -356,6 +401,11 @@ impl Inputs {
     /// Every input, for variadic ops, whose inputs are all required.
     pub fn take_all(&mut self) -> Result<Vec<Value>, OpError> {
         (0..self.values.len()).map(|index| self.take(index)).collect()
+    }
+
+    /// Every input still present, in order, skipping omitted ones (Concat's variadic input).
+    pub fn take_present(&mut self) -> Vec<Value> {
+        self.values.iter_mut().filter_map(Option::take).collect()
     }
 }
 
@@ -448,7 +498,13 @@ pub(crate) mod test_support {
 
     pub fn try_run(node: &Node, opset: i64, inputs: Vec<Value>) -> Result<Vec<Value>, String> {
         let op = parse(node, opset, &[]).map_err(|err| err.to_string())?;
-        op.eval(Inputs::new(inputs.into_iter().map(Some).collect())).map_err(|err| err.reason)
+        op.eval(Inputs::new(inputs.into_iter().map(Some).collect()).on(device())).map_err(|err| err.reason)
+    }
+
+    /// Parses and runs `node` on `inputs`, where `None` is an omitted optional input.
+    pub fn try_run_optional(node: &Node, opset: i64, inputs: Vec<Option<Value>>) -> Result<Vec<Value>, String> {
+        let op = parse(node, opset, &[]).map_err(|err| err.to_string())?;
+        op.eval(Inputs::new(inputs).on(device())).map_err(|err| err.reason)
     }
 
     /// Asserts that `value` is f32 of `dims` and within 1e-5 (absolute and relative) of `expected`.

@@ -2,87 +2,30 @@
 //!
 //! Before opset 18 the axes are an attribute; from 18 they are an optional input, and
 //! `noop_with_empty_axes` says whether no axes means all axes (the default) or none. Without axes the
-//! mean runs over every axis. `keepdims` (default 1) keeps reduced axes with size 1.
+//! mean runs over every axis. `keepdims` (default 1) keeps reduced axes with size 1. The shared rules
+//! are in `reduce.rs`; floats only.
 
 use std::ops::RangeInclusive;
 
-use crate::ops::{normalize_axis, Inputs, NodeContext, OpError, Operator};
-use crate::value::{with_rank, Value};
+use crate::ops::{Inputs, NodeContext, OpError, Operator, Reduction};
+use crate::reduce::{Reducer, ATTRIBUTES};
+use crate::value::Value;
 
 /// `reduced = mean(data, axes)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReduceMean {
-    pub keepdims: bool,
-    pub noop_with_empty_axes: bool,
-    /// The axes, from the attribute (before opset 18) or a constant input; `None` when they are
-    /// computed at run time or absent.
-    pub axes: Option<Vec<i64>>,
-    /// Whether the axes come from input 1 at run time.
-    pub axes_from_input: bool,
-}
+pub struct ReduceMean(pub Reduction);
 
 impl Operator for ReduceMean {
     const OP_TYPE: &'static str = "ReduceMean";
     const OPSETS: RangeInclusive<i64> = 1..=super::NEWEST_OPSET;
-    const ATTRIBUTES: &'static [&'static str] = &["axes", "keepdims", "noop_with_empty_axes"];
+    const ATTRIBUTES: &'static [&'static str] = ATTRIBUTES;
 
     fn parse(node: &NodeContext<'_>) -> Result<Self, OpError> {
-        let keepdims = node.flag("keepdims", true)?;
-        if node.opset < 18 {
-            if node.node.attribute("noop_with_empty_axes").is_some() {
-                return Err(OpError::attribute("noop_with_empty_axes", "exists from opset 18 on"));
-            }
-            return Ok(ReduceMean { keepdims, noop_with_empty_axes: false, axes: node.ints("axes")?, axes_from_input: false });
-        }
-        if node.node.attribute("axes").is_some() {
-            return Err(OpError::attribute("axes", "is an input from opset 18 on"));
-        }
-        let axes = node.constant_ints(1)?;
-        let axes_from_input = node.has_input(1) && axes.is_none();
-        Ok(ReduceMean { keepdims, noop_with_empty_axes: node.flag("noop_with_empty_axes", false)?, axes, axes_from_input })
+        Reduction::parse(node, 18).map(ReduceMean)
     }
 
-    fn eval(&self, mut inputs: Inputs) -> Result<Vec<Value>, OpError> {
-        let data = inputs.take(0)?;
-        let axes = match (&self.axes, self.axes_from_input) {
-            (Some(axes), _) => axes.clone(),
-            (None, true) => inputs.take(1)?.to_i64_vec()?,
-            (None, false) => Vec::new(),
-        };
-        if axes.is_empty() && self.noop_with_empty_axes {
-            return Ok(vec![data]);
-        }
-        let rank = data.rank();
-        let mut reduce = vec![axes.is_empty(); rank];
-        for &axis in &axes {
-            let axis = normalize_axis(axis, rank)?;
-            if std::mem::replace(&mut reduce[axis], true) {
-                fail!("axis {axis} is listed twice in {axes:?}");
-            }
-        }
-        let shape: Vec<usize> = data
-            .shape()
-            .iter()
-            .zip(&reduce)
-            .filter_map(|(&size, &reduced)| match (reduced, self.keepdims) {
-                (false, _) => Some(size),
-                (true, true) => Some(1),
-                (true, false) => None,
-            })
-            .collect();
-        if rank == 0 {
-            return Ok(vec![data]);
-        }
-        let dtype = data.dtype();
-        // mean_dim keeps the axis with size 1; the final reshape drops it when keepdims is 0.
-        let mean = with_rank!(rank, D => {
-            let mut tensor = data.float::<D>()?;
-            for axis in (0..rank).filter(|&axis| reduce[axis]) {
-                tensor = tensor.mean_dim(axis);
-            }
-            Value::from_float(tensor, dtype)?
-        });
-        Ok(vec![mean.reshape(&shape)?])
+    fn eval(&self, inputs: Inputs) -> Result<Vec<Value>, OpError> {
+        self.0.eval(Reducer::Mean, inputs)
     }
 }
 
@@ -110,7 +53,7 @@ mod tests {
         let axes = Tensor::from_i64("axes", vec![2], &[2, 3]).unwrap();
         let op = parse(&reduce, 18, &[(1, axes)]).unwrap();
         let crate::ops::Op::ReduceMean(parsed) = &op else { panic!("{op:?}") };
-        assert_eq!(parsed.axes, Some(vec![2, 3]));
+        assert_eq!(parsed.0.axes, crate::ops::IntsInput::Constant(vec![2, 3]));
         let out = run(&reduce, 18, vec![f32_value(&[1, 2, 2, 2], &DATA[..8]), i64_value(&[2], &[-2, -1])]);
         assert_close(&out[0], &[1, 2], &[(5.0 + 1.0 + 20.0 + 2.0) / 4.0, (30.0 + 1.0 + 40.0 + 2.0) / 4.0]);
     }
