@@ -10,8 +10,10 @@
 //! CPU backend); tensors carry no backend type, so one implementation of each op serves every device.
 
 mod broadcast;
+mod control;
 mod device;
 mod error;
+mod host;
 pub mod ops;
 mod plan;
 mod session;
