@@ -1,22 +1,18 @@
-//! Guards load and save speed of ONNX files: a regression in decoding or encoding tensors shows here first.
+//! whittle's criterion benchmarks, one module per topic; each module's first line says what regression it guards.
+//!
+//! `cargo bench -p whittle-benches` runs them all; `cargo bench -p whittle-benches -- model/` one topic.
 
-use std::path::Path;
+mod kernels;
+mod models;
+mod onnx_io;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use std::path::{Path, PathBuf};
 
-fn fixture(name: &str) -> std::path::PathBuf {
+use criterion::{criterion_group, criterion_main};
+
+fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(name).join("model.onnx")
 }
 
-fn load_and_save(c: &mut Criterion) {
-    for name in ["digits_cnn", "transformer_tiny"] {
-        let path = fixture(name);
-        let bytes = std::fs::read(&path).expect("fixture");
-        c.bench_function(&format!("load/{name}"), |b| b.iter(|| whittle_onnx::load_from_bytes(&bytes, &path).expect("load")));
-        let model = whittle_onnx::load(&path).expect("load").model;
-        c.bench_function(&format!("save/{name}"), |b| b.iter(|| whittle_onnx::to_bytes(&model).expect("save")));
-    }
-}
-
-criterion_group!(benches, load_and_save);
+criterion_group!(benches, onnx_io::load_and_save, models::fixtures, kernels::matmul, kernels::conv);
 criterion_main!(benches);

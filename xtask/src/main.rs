@@ -1,5 +1,6 @@
 //! `cargo xtask <task>`: whittle's automation (Python venvs, test data, fixtures, heavy checks, CI).
 
+mod bench_ort;
 mod conformance;
 mod large_model;
 mod python;
@@ -19,6 +20,9 @@ tasks:
   conformance [FILTER] [--update]
                run the ONNX backend tests and the fixtures in whittle's runtime; fail when a test
                listed in xtask/conformance-passing.txt no longer passes (--update rewrites the list)
+  bench-ort [--seconds S]
+               time every fixture in whittle (release build) and in ONNX Runtime at 1 and 2 threads,
+               batch 1 and 8; print medians and the ratio, write benches/results/bench-ort.md
   fixtures     regenerate fixtures/: models with torch and scikit-learn (downloads several GB the first
                time), format fixtures with the onnx package
 ";
@@ -40,6 +44,14 @@ fn main() -> Result<()> {
             large_model::run(&root)
         }
         "fixtures" => fixtures(&root),
+        "bench-ort" => {
+            let rest: Vec<String> = std::env::args().skip(2).collect();
+            let seconds = match rest.iter().position(|arg| arg == "--seconds") {
+                Some(index) => rest.get(index + 1).context("--seconds needs a value")?.parse().context("--seconds")?,
+                None => 2.0,
+            };
+            bench_ort::run_all(&root, seconds)
+        }
         "conformance" => {
             let rest: Vec<String> = std::env::args().skip(2).collect();
             let mode =

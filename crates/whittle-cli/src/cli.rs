@@ -106,6 +106,9 @@ pub struct RunArgs {
     /// Write every output to this .npz, keyed by output name.
     #[arg(short, long, value_name = "OUT.npz")]
     pub output: Option<PathBuf>,
+    /// The device to run on: `cpu` (burn-flex), or a backend this build has.
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: String,
     /// Print the output summary as JSON.
     #[arg(long)]
     pub json: bool,

@@ -425,3 +425,20 @@ fn bench_names_bad_options() {
     let output = whittle(&["bench", model.to_str().unwrap(), "--iters", "0"]);
     assert_eq!(output.status.code(), Some(1));
 }
+
+#[test]
+fn bench_of_an_unsupported_model_says_so_once() {
+    // Regression: the runtime error was printed twice, once as the message and once as its source.
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = whittle_onnx::load(&fixture("digits_mlp")).unwrap().model;
+    let relu = model.graph.nodes.iter_mut().find(|node| node.op_type == "Relu").unwrap();
+    relu.op_type = "Frobnicate".into();
+    let path = dir.path().join("frobnicate.onnx");
+    whittle_onnx::save(&model, &path, &whittle_onnx::SaveOptions::default()).unwrap();
+    let output = whittle(&["bench", path.to_str().unwrap(), "--iters", "1"]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert_eq!(message.matches("op Frobnicate of domain ai.onnx (opset 18) is not implemented").count(), 1, "{message}");
+    assert!(message.contains("frobnicate.onnx"), "{message}");
+}

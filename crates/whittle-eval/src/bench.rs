@@ -71,7 +71,7 @@ pub fn bench(path: &Path, data: &BenchData, options: &BenchOptions) -> Result<Be
             (feed, first.source)
         }
     };
-    let runtime_error = |source| EvalError::Runtime { path: path.to_path_buf(), source: Box::new(source) };
+    let runtime_error = |source| EvalError::Runtime { path: path.to_path_buf(), error: Box::new(source) };
     let latency = with_threads(options.threads, || -> Result<Latency> {
         let session = Session::new(&loaded.model, &options.runtime).map_err(runtime_error)?;
         measure(&session, &feed, &options.latency).map_err(runtime_error)

@@ -190,7 +190,7 @@ pub fn compare(
 }
 
 fn runtime_error(path: &Path) -> impl Fn(whittle_runtime::RuntimeError) -> EvalError + '_ {
-    move |source| EvalError::Runtime { path: path.to_path_buf(), source: Box::new(source) }
+    move |source| EvalError::Runtime { path: path.to_path_buf(), error: Box::new(source) }
 }
 
 fn ratio(numerator: f64, denominator: f64) -> f64 {
@@ -305,10 +305,10 @@ fn model_report(path: &Path, loaded: &LoadedModel, latency: Option<Latency>, sco
 
 /// The model file's size plus that of the external data files its tensors were read from.
 pub fn model_file_bytes(path: &Path, loaded: &LoadedModel) -> Result<u64> {
-    let io_error = |source| EvalError::Io { path: path.to_path_buf(), source };
+    let io_error = |error| EvalError::Io { path: path.to_path_buf(), error };
     let mut bytes = std::fs::metadata(path).map_err(io_error)?.len();
     for location in &loaded.external_files {
-        bytes += std::fs::metadata(location).map_err(|source| EvalError::Io { path: location.clone(), source })?.len();
+        bytes += std::fs::metadata(location).map_err(|error| EvalError::Io { path: location.clone(), error })?.len();
     }
     Ok(bytes)
 }

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EvalError {
-    #[error("{path}: {source}", path = path.display())]
-    // Boxed: a runtime error is large, and every result of this crate would carry its size.
-    Runtime { path: PathBuf, source: Box<whittle_runtime::RuntimeError> },
+    // Boxed: a runtime error is large, and every result of this crate would carry its size. Not a
+    // `source`: the message already holds it, and a chain printer would repeat it.
+    #[error("{path}: {error}", path = path.display())]
+    Runtime { path: PathBuf, error: Box<whittle_runtime::RuntimeError> },
     #[error(transparent)]
     Data(#[from] whittle_data::DataError),
     #[error(transparent)]
@@ -23,8 +24,8 @@ pub enum EvalError {
     Options { reason: String },
     #[error("cannot start a pool of {threads} threads: {reason}")]
     Threads { threads: usize, reason: String },
-    #[error("{path}: {source}", path = path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {error}", path = path.display())]
+    Io { path: PathBuf, error: std::io::Error },
 }
 
 pub type Result<T, E = EvalError> = std::result::Result<T, E>;

@@ -35,15 +35,21 @@ pub(crate) enum Arithmetic {
     Div,
 }
 
-/// `a op b` with multidirectional broadcasting, for two tensors of one numeric dtype.
-pub(crate) fn arithmetic(op: Arithmetic, a: Value, b: Value) -> Result<Value, OpError> {
+/// Two operands of one dtype brought to one rank for burn, with the ONNX shape of their result.
+///
+/// burn broadcasts size-1 dims between tensors of one rank, so the shorter shape gets leading 1s.
+pub(crate) fn align(a: Value, b: Value) -> Result<(Value, Value, Vec<usize>), OpError> {
     if a.dtype() != b.dtype() {
         fail!("operands have different dtypes {} and {}", a.dtype(), b.dtype());
     }
-    let dtype = a.dtype();
     let shape = broadcast_shape(a.shape(), b.shape())?;
-    // burn broadcasts size-1 dims between tensors of one rank, so the shorter shape gets leading 1s.
-    let (a, b) = (a.unsqueeze_to(shape.len())?, b.unsqueeze_to(shape.len())?);
+    Ok((a.unsqueeze_to(shape.len())?, b.unsqueeze_to(shape.len())?, shape))
+}
+
+/// `a op b` with multidirectional broadcasting, for two tensors of one numeric dtype.
+pub(crate) fn arithmetic(op: Arithmetic, a: Value, b: Value) -> Result<Value, OpError> {
+    let dtype = a.dtype();
+    let (a, b, shape) = align(a, b)?;
     let result = match a.kind() {
         ElementKind::Float => with_rank!(a.burn_rank(), D => {
             let (x, y): (Tensor<D>, Tensor<D>) = (a.float::<D>()?, b.float::<D>()?);
@@ -69,6 +75,115 @@ pub(crate) fn arithmetic(op: Arithmetic, a: Value, b: Value) -> Result<Value, Op
     };
     // A scalar result is computed as shape [1]; give it back its ONNX shape.
     result.reshape(&shape)
+}
+
+/// An elementwise comparison, giving a bool tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Comparison {
+    Equal,
+    Less,
+    LessOrEqual,
+    Greater,
+    GreaterOrEqual,
+}
+
+/// `a op b` with multidirectional broadcasting, for two tensors of one dtype; bool operands only
+/// compare for equality, as ONNX defines no order on bool.
+pub(crate) fn compare(op: Comparison, a: Value, b: Value) -> Result<Value, OpError> {
+    let (a, b, shape) = align(a, b)?;
+    macro_rules! ordered {
+        ($x:expr, $y:expr) => {{
+            let (x, y) = ($x, $y);
+            match op {
+                Comparison::Equal => x.equal(y),
+                Comparison::Less => x.lower(y),
+                Comparison::LessOrEqual => x.lower_equal(y),
+                Comparison::Greater => x.greater(y),
+                Comparison::GreaterOrEqual => x.greater_equal(y),
+            }
+        }};
+    }
+    let result = with_rank!(a.burn_rank(), D => {
+        let mask = match a.kind() {
+            ElementKind::Float => ordered!(a.float::<D>()?, b.float::<D>()?),
+            ElementKind::Int => ordered!(a.int::<D>()?, b.int::<D>()?),
+            ElementKind::Bool if op == Comparison::Equal => a.bool::<D>()?.equal(b.bool::<D>()?),
+            ElementKind::Bool => fail!("{op:?} is not defined on bool tensors"),
+        };
+        Value::from_bool(mask)?
+    });
+    result.reshape(&shape)
+}
+
+/// An elementwise logical operation on bool tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Logic {
+    And,
+    Or,
+    Xor,
+}
+
+/// `a op b` with multidirectional broadcasting, for two bool tensors.
+pub(crate) fn logic(op: Logic, a: Value, b: Value) -> Result<Value, OpError> {
+    let (a, b, shape) = align(a, b)?;
+    if a.kind() != ElementKind::Bool {
+        fail!("logical operands must be bool, got {}", a.dtype());
+    }
+    let result = with_rank!(a.burn_rank(), D => {
+        let (x, y) = (a.bool::<D>()?, b.bool::<D>()?);
+        Value::from_bool(match op {
+            Logic::And => x.bool_and(y),
+            Logic::Or => x.bool_or(y),
+            Logic::Xor => x.bool_xor(y),
+        })?
+    });
+    result.reshape(&shape)
+}
+
+/// The elementwise larger or smaller of two values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Extremum {
+    Max,
+    Min,
+}
+
+/// The elementwise maximum or minimum of `a` and `b` with multidirectional broadcasting, for two
+/// tensors of one numeric dtype. A NaN operand gives NaN, as numpy's `maximum` and ONNX Runtime do.
+pub(crate) fn extremum(op: Extremum, a: Value, b: Value) -> Result<Value, OpError> {
+    let dtype = a.dtype();
+    let (a, b, shape) = align(a, b)?;
+    let result = with_rank!(a.burn_rank(), D => match a.kind() {
+        ElementKind::Float => {
+            let (x, y) = (a.float::<D>()?, b.float::<D>()?);
+            // burn's `max_pair` keeps `x` unless `x < y`, which would drop a NaN in `y`; taking `y`
+            // where it is NaN as well propagates NaNs from both sides (a NaN `x` is kept anyway).
+            let takes_y = match op {
+                Extremum::Max => x.clone().lower(y.clone()),
+                Extremum::Min => y.clone().lower(x.clone()),
+            };
+            let takes_y = takes_y.bool_or(y.clone().is_nan());
+            Value::from_float(x.mask_where(takes_y, y), dtype)?
+        }
+        ElementKind::Int => {
+            let (x, y) = (a.int::<D>()?, b.int::<D>()?);
+            Value::from_int(match op {
+                Extremum::Max => x.max_pair(y),
+                Extremum::Min => x.min_pair(y),
+            }, dtype)?
+        }
+        ElementKind::Bool => fail!("{op:?} is not defined on bool tensors"),
+    });
+    result.reshape(&shape)
+}
+
+/// The inputs of a variadic op combined left to right by the binary `op`, which broadcasts; one
+/// input comes back unchanged.
+pub(crate) fn fold(inputs: Vec<Value>, op: impl Fn(Value, Value) -> Result<Value, OpError>) -> Result<Value, OpError> {
+    let mut inputs = inputs.into_iter();
+    let Some(first) = inputs.next() else {
+        fail!("needs at least one input");
+    };
+    inputs.try_fold(first, op)
 }
 
 #[cfg(test)]

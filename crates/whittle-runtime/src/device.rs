@@ -2,8 +2,8 @@
 //!
 //! burn 0.22 selects a backend through its `Device` value; each backend is compiled in by a cargo
 //! feature of burn-tensor. whittle mirrors that: one variant per backend this build can offer, each
-//! behind a feature of this crate (`flex` today; `ndarray` and `wgpu` are meant to join it the same
-//! way), so that a build pays only for the backends it names.
+//! behind a feature of this crate (`flex`, the default; `ndarray`; `wgpu` is meant to join them the
+//! same way), so that a build pays only for the backends it names.
 
 use burn_tensor::Device;
 
@@ -15,6 +15,9 @@ pub enum Backend {
     #[cfg(feature = "flex")]
     #[default]
     Flex,
+    /// burn-ndarray, deprecated upstream; for comparisons (feature `ndarray`).
+    #[cfg(feature = "ndarray")]
+    Ndarray,
 }
 
 impl Backend {
@@ -23,6 +26,10 @@ impl Backend {
         match self {
             #[cfg(feature = "flex")]
             Backend::Flex => Device::flex(),
+            // whittle offers it on purpose, for comparisons; flex stays the default.
+            #[cfg(feature = "ndarray")]
+            #[allow(deprecated)]
+            Backend::Ndarray => Device::ndarray(),
         }
     }
 
@@ -31,6 +38,8 @@ impl Backend {
         match self {
             #[cfg(feature = "flex")]
             Backend::Flex => "flex",
+            #[cfg(feature = "ndarray")]
+            Backend::Ndarray => "ndarray",
         }
     }
 
@@ -39,6 +48,8 @@ impl Backend {
         &[
             #[cfg(feature = "flex")]
             Backend::Flex,
+            #[cfg(feature = "ndarray")]
+            Backend::Ndarray,
         ]
     }
 

@@ -16,8 +16,10 @@ mod error;
 mod host;
 pub mod ops;
 mod plan;
+mod quant;
 mod session;
 mod spatial;
+mod unary;
 mod value;
 
 pub use device::{Backend, RuntimeOptions};

@@ -1,6 +1,19 @@
-//! The window attributes Conv and the pooling ops share: kernel, strides, dilations, pads, auto_pad.
+//! The window attributes Conv and the pooling ops share (kernel, strides, dilations, pads,
+//! auto_pad), and the pooling kernels themselves.
+//!
+//! Pooling runs on burn's 2-D kernels for 1, 2 and 3 spatial axes: 1-D as 2-D with a height of 1,
+//! 3-D in two passes (height and width, then depth), which is exact because a maximum or a sum over
+//! a box is the maximum or sum over one axis of those over the others. Output sizes (floor or ceil
+//! mode) are computed here and the ceil-mode extra is passed to burn as end padding, so that burn
+//! only ever pools in floor mode and every op gets ONNX's size rule.
 
+use burn_tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn_tensor::{module, Int, IntDType, Tensor};
+use whittle_ir::DataType;
+
+use crate::broadcast::{arithmetic, Arithmetic};
 use crate::ops::{fail, NodeContext, OpError};
+use crate::value::Value;
 
 /// How padding is chosen (`auto_pad`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +124,17 @@ impl Window {
     }
 }
 
+/// Refuses each `(attribute, opset)` given in a model whose opset predates it: the pooling ops
+/// gained attributes over time, and an older model naming one is malformed.
+pub(crate) fn refuse_newer_attributes(node: &NodeContext<'_>, since: &[(&str, i64)]) -> Result<(), OpError> {
+    for &(attribute, opset) in since {
+        if node.opset < opset && node.node.attribute(attribute).is_some() {
+            return Err(OpError::attribute(attribute, format!("exists from opset {opset} on")));
+        }
+    }
+    Ok(())
+}
+
 /// A window resolved for one input: one entry per spatial axis.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Resolved {
@@ -138,6 +162,213 @@ impl Resolved {
         let pair = |values: &[usize]| if values.len() == 1 { [1, values[0]] } else { [values[0], values[1]] };
         let padding = if self.padding.len() == 1 { [(0, 0), self.padding[0]] } else { [self.padding[0], self.padding[1]] };
         Window2d { kernel: pair(&self.kernel), strides: pair(&self.strides), dilations: pair(&self.dilations), padding }
+    }
+}
+
+impl Resolved {
+    /// The output size of each axis for `input`: `floor` or, in `ceil_mode`, `ceil` of
+    /// `(input + pads - extent) / stride + 1`, where a ceil-mode window that would start inside the
+    /// end padding is dropped (ONNX's and torch's rule).
+    pub fn output_sizes(&self, input: &[usize], ceil_mode: bool) -> Vec<usize> {
+        (0..input.len())
+            .map(|axis| {
+                let (begin, end) = self.padding[axis];
+                let stride = self.strides[axis];
+                // `resolve` checked that the extent fits the padded input.
+                let span = input[axis] + begin + end - self.extent(axis);
+                let mut size = if ceil_mode { span.div_ceil(stride) + 1 } else { span / stride + 1 };
+                if ceil_mode && size > 1 && (size - 1) * stride >= input[axis] + begin {
+                    size -= 1;
+                }
+                size
+            })
+            .collect()
+    }
+
+    /// The dilated kernel size along `axis`.
+    pub fn extent(&self, axis: usize) -> usize {
+        (self.kernel[axis] - 1) * self.dilations[axis] + 1
+    }
+
+    /// The padding that gives `output` sizes in floor mode: the ceil-mode extra goes to the end.
+    fn floor_padding(&self, input: &[usize], output: &[usize]) -> Vec<(usize, usize)> {
+        (0..input.len())
+            .map(|axis| {
+                let (begin, end) = self.padding[axis];
+                let needed = (output[axis] - 1) * self.strides[axis] + self.extent(axis);
+                (begin, end + needed.saturating_sub(input[axis] + begin + end))
+            })
+            .collect()
+    }
+
+    /// For each axis, how many window taps of each output position fall on the input (or, with
+    /// `include_pad`, on the input or its `pads`, but never on the ceil-mode extra): the divisor of
+    /// an average.
+    fn tap_counts(&self, input: &[usize], output: &[usize], include_pad: bool) -> Vec<Vec<usize>> {
+        (0..input.len())
+            .map(|axis| {
+                let (begin, end) = self.padding[axis];
+                let (low, high) = if include_pad { (0, input[axis] + begin + end) } else { (begin, begin + input[axis]) };
+                (0..output[axis])
+                    .map(|position| {
+                        let start = position * self.strides[axis];
+                        (0..self.kernel[axis])
+                            .map(|tap| start + tap * self.dilations[axis])
+                            .filter(|index| (low..high).contains(index))
+                            .count()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// What a pooling window computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pooling {
+    /// The largest element; padding never wins.
+    Max,
+    /// The mean over the taps on the input, or with `include_pad` also over those on the pads.
+    Average { include_pad: bool },
+    /// The sum over the taps; pads add 0.
+    Sum,
+}
+
+/// Pools the float value `x` `[N, C, spatial...]` with 1 to 3 spatial axes over `window` (resolved
+/// for `x`), in floor or ceil mode.
+pub(crate) fn pool(x: Value, window: &Resolved, ceil_mode: bool, pooling: Pooling) -> Result<Value, OpError> {
+    let dtype = x.dtype();
+    let shape = x.shape().to_vec();
+    let input = &shape[2..];
+    let output = window.output_sizes(input, ceil_mode);
+    let padding = window.floor_padding(input, &output);
+    let (n, c) = (shape[0], shape[1]);
+    if n == 0 || c == 0 {
+        // burn's kernels refuse zero channels (a convolution of zero groups).
+        fail!("X {shape:?} has no samples or channels to pool");
+    }
+    let axis = |axis: usize| (window.kernel[axis], window.strides[axis], window.dilations[axis], padding[axis]);
+    let one = (1, 1, 1, (0, 0));
+    let sum = pooling != Pooling::Max;
+    let pooled = match input.len() {
+        1 => {
+            let x = x.reshape(&[n, c, 1, input[0]])?.float::<4>()?;
+            Value::from_float(pool2d(x, [one, axis(0)], sum), dtype)?.reshape(&[n, c, output[0]])?
+        }
+        2 => Value::from_float(pool2d(x.float::<4>()?, [axis(0), axis(1)], sum), dtype)?,
+        3 => {
+            // Height and width first, with depth folded into the channels, then depth, with height
+            // and width folded into one axis.
+            let x = x.reshape(&[n, c * input[0], input[1], input[2]])?.float::<4>()?;
+            let planes = pool2d(x, [axis(1), axis(2)], sum).reshape([n * c, 1, input[0], output[1] * output[2]]);
+            Value::from_float(pool2d(planes, [axis(0), one], sum).reshape([n, c, output[0], output[1], output[2]]), dtype)?
+        }
+        axes => fail!("{axes}-D pooling is not implemented (X {shape:?})"),
+    };
+    let Pooling::Average { include_pad } = pooling else {
+        return Ok(pooled);
+    };
+    // The divisor of each output position is the product of its tap counts along the axes.
+    let counts = window.tap_counts(input, &output, include_pad);
+    let mut divisor = vec![1.0f64];
+    for axis_counts in &counts {
+        divisor = divisor.iter().flat_map(|&outer| axis_counts.iter().map(move |&count| outer * count as f64)).collect();
+    }
+    let mut divisor_shape = vec![1, 1];
+    divisor_shape.extend_from_slice(&output);
+    let divisor = Value::float_from_f64(divisor, &divisor_shape, dtype, &pooled.device())?;
+    arithmetic(Arithmetic::Div, pooled, divisor)
+}
+
+/// The p-norm of each window, `(sum |x|^p)^(1/p)`, with `sum` the pooling of `|x|^p` (windowed or
+/// global): LpPool and GlobalLpPool, which check at plan time that `p` is 1 or more.
+pub(crate) fn lp_norm(x: Value, p: i64, sum: impl FnOnce(Value) -> Result<Value, OpError>) -> Result<Value, OpError> {
+    let p = p as f64;
+    let powered = crate::value::map_float!(x, t => t.abs().powf_scalar(p))?;
+    crate::value::map_float!(sum(powered)?, t => t.powf_scalar(1.0 / p))
+}
+
+/// Pools the float value `x` `[N, C, spatial...]` over all its spatial axes at once (the Global
+/// pooling ops): `[N, C, 1, ...]`. Averages divide by the spatial size.
+pub(crate) fn global_pool(x: Value, pooling: Pooling) -> Result<Value, OpError> {
+    let dtype = x.dtype();
+    let shape = x.shape().to_vec();
+    if shape.len() < 3 {
+        fail!("X {shape:?} must have rank 3 or more (N, C and spatial axes)");
+    }
+    let (n, c, size) = (shape[0], shape[1], shape[2..].iter().product::<usize>());
+    if size == 0 {
+        fail!("X {shape:?} has no spatial elements to pool");
+    }
+    let x = x.reshape(&[n, c, size])?.float::<3>()?;
+    let y = match pooling {
+        Pooling::Max => x.max_dim(2),
+        Pooling::Average { .. } => x.mean_dim(2),
+        Pooling::Sum => x.sum_dim(2),
+    };
+    let mut output_shape = vec![n, c];
+    output_shape.resize(shape.len(), 1);
+    Value::from_float(y, dtype)?.reshape(&output_shape)
+}
+
+/// Max pooling of the float value `x` `[N, C, spatial...]` with 1 or 2 spatial axes, with the
+/// position of each maximum as int64: its flat index in `x`, counting within each plane row-major,
+/// or column-major when `column_major`.
+pub(crate) fn max_pool_with_indices(
+    x: Value,
+    window: &Resolved,
+    ceil_mode: bool,
+    column_major: bool,
+) -> Result<(Value, Value), OpError> {
+    let dtype = x.dtype();
+    let shape = x.shape().to_vec();
+    let input = &shape[2..];
+    if input.len() > 2 {
+        fail!("the Indices output is implemented for 1-D and 2-D pooling only, not {}-D", input.len());
+    }
+    let output = window.output_sizes(input, ceil_mode);
+    let padding = window.floor_padding(input, &output);
+    let (n, c) = (shape[0], shape[1]);
+    let (height, width) = if input.len() == 1 { (1, input[0]) } else { (input[0], input[1]) };
+    let axis = |axis: usize| (window.kernel[axis], window.strides[axis], window.dilations[axis], padding[axis]);
+    let [(kh, sh, dh, ph), (kw, sw, dw, pw)] = if input.len() == 1 { [(1, 1, 1, (0, 0)), axis(0)] } else { [axis(0), axis(1)] };
+    let options = MaxPoolOptions::new([kh, kw]).with_stride([sh, sw]).with_padding_pairs([ph, pw]).with_dilation([dh, dw]);
+    let x = x.reshape(&[n, c, height, width])?.float::<4>()?;
+    let device = x.device();
+    let (y, indices) = module::max_pool2d_with_indices(x, options);
+    // burn counts row-major within each plane, in the device's default integer type.
+    let mut indices = indices.cast(IntDType::I64);
+    if column_major {
+        let (row, column) = (indices.clone().div_scalar(width as i64), indices.remainder_scalar(width as i64));
+        indices = column.mul_scalar(height as i64).add(row);
+    }
+    let planes =
+        Tensor::<1, Int>::arange(0..(n * c) as i64, (&device, burn_tensor::DType::I64)).mul_scalar((height * width) as i64);
+    let indices = indices.add(planes.reshape([n, c, 1, 1]));
+    let mut output_shape = vec![n, c];
+    output_shape.extend_from_slice(&output);
+    let y = Value::from_float(y, dtype)?.reshape(&output_shape)?;
+    let indices = Value::from_int(indices, DataType::I64)?.reshape(&output_shape)?;
+    Ok((y, indices))
+}
+
+/// One kernel, stride, dilation and `(begin, end)` padding per axis.
+type Axis = (usize, usize, usize, (usize, usize));
+
+/// Max or sum pooling of `x [N, C, H, W]` in floor mode. Sums are a depthwise convolution with a
+/// kernel of ones (exact, and it takes dilations, which burn's average pooling does not).
+fn pool2d(x: Tensor<4>, [height, width]: [Axis; 2], sum: bool) -> Tensor<4> {
+    let kernel = [height.0, width.0];
+    let strides = [height.1, width.1];
+    let dilations = [height.2, width.2];
+    let padding = [height.3, width.3];
+    if sum {
+        let channels = x.dims()[1];
+        let ones = Tensor::<4>::ones([channels, 1, kernel[0], kernel[1]], (&x.device(), x.dtype()));
+        module::conv2d(x, ones, None, ConvOptions::new_with_padding(strides, padding, dilations, channels))
+    } else {
+        let options = MaxPoolOptions::new(kernel).with_stride(strides).with_padding_pairs(padding).with_dilation(dilations);
+        module::max_pool2d(x, options)
     }
 }
 

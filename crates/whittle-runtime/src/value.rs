@@ -187,6 +187,15 @@ impl Value {
         data.try_to_vec::<i64>().map_err(|err| OpError::new(format!("cannot read {} tensor: {err:?}", self.dtype)))
     }
 
+    /// The elements as f64, for small float inputs read on the host (scales, regions).
+    pub fn to_f64_vec(&self) -> Result<Vec<f64>, OpError> {
+        if self.kind() != ElementKind::Float {
+            return Err(OpError::new(format!("expected a float tensor, got {}", self.dtype)));
+        }
+        let data = self.host_data(DType::F64)?;
+        data.try_to_vec::<f64>().map_err(|err| OpError::new(format!("cannot read {} tensor: {err:?}", self.dtype)))
+    }
+
     /// The elements as f32, for tests.
     #[cfg(test)]
     pub fn to_f32_vec(&self) -> Result<Vec<f32>, OpError> {
@@ -215,11 +224,42 @@ impl Value {
         Ok(Value { tensor: tensor.into_bridge(), dtype, shape })
     }
 
+    /// A float value of `dtype` holding `values` in `shape`, for small constants computed on the
+    /// host (in f64, rounded once to `dtype`).
+    pub fn float_from_f64(values: Vec<f64>, shape: &[usize], dtype: DataType, device: &Device) -> Result<Value, OpError> {
+        let Some((burn, ElementKind::Float)) = burn_dtype(dtype) else {
+            return Err(OpError::new(format!("expected a float dtype, got {dtype}")));
+        };
+        if values.len() != shape.iter().product::<usize>() {
+            return Err(OpError::new(format!("{} values do not fill shape {shape:?}", values.len())));
+        }
+        check_rank(shape.len())?;
+        let data = TensorData::new(values, burn_shape(shape));
+        let bridge = with_rank!(shape.len().max(1), D => Tensor::<D, Float>::from_data(data, (device, burn)).into_bridge());
+        Ok(Value { tensor: bridge, dtype, shape: shape.to_vec() })
+    }
+
+    /// The device the value lives on.
+    pub fn device(&self) -> Device {
+        with_rank!(self.burn_rank(), D => match self.kind() {
+            ElementKind::Float => Tensor::<D, Float>::from_bridge(self.tensor.clone()).device(),
+            ElementKind::Int => Tensor::<D, Int>::from_bridge(self.tensor.clone()).device(),
+            ElementKind::Bool => Tensor::<D, Bool>::from_bridge(self.tensor.clone()).device(),
+        })
+    }
+
     /// Wraps an integer tensor produced by an op.
     pub fn from_int<const D: usize>(tensor: Tensor<D, Int>, dtype: DataType) -> Result<Value, OpError> {
         let shape = tensor.dims().to_vec();
         check_rank(D)?;
-        Ok(Value { tensor: tensor.into_bridge(), dtype, shape })
+        Ok(Value { tensor: retag(tensor).into_bridge(), dtype, shape })
+    }
+
+    /// Wraps a bool tensor produced by an op (ONNX dtype bool).
+    pub fn from_bool<const D: usize>(tensor: Tensor<D, Bool>) -> Result<Value, OpError> {
+        let shape = tensor.dims().to_vec();
+        check_rank(D)?;
+        Ok(Value { tensor: retag(tensor).into_bridge(), dtype: DataType::Bool, shape })
     }
 
     /// The ONNX element type.
@@ -268,6 +308,12 @@ impl Value {
         Ok(Tensor::from_bridge(self.tensor))
     }
 
+    /// The tensor as a bool tensor of burn rank `D`.
+    pub fn bool<const D: usize>(self) -> Result<Tensor<D, Bool>, OpError> {
+        self.check_typed(D, ElementKind::Bool)?;
+        Ok(Tensor::from_bridge(self.tensor))
+    }
+
     fn check_typed(&self, rank: usize, kind: ElementKind) -> Result<(), OpError> {
         if self.kind() != kind {
             return Err(OpError::new(format!("expected a {kind:?} tensor, got {}", self.dtype)));
@@ -313,6 +359,18 @@ impl Value {
         shape.extend_from_slice(&self.shape);
         self.reshape(&shape)
     }
+}
+
+/// The tensor with its bridge kind set from its dtype.
+///
+/// burn-tensor 0.22.1 tags some results with the wrong bridge kind: integer `equal`,
+/// `not_equal`, `equal_elem`, `not_equal_elem` and `greater` return bool data tagged as int, and a
+/// bool tensor's `cast` to an int dtype returns int data tagged as bool (`bridge/ops/int.rs`,
+/// `bool_cast_to_int_impl` in `tensor/api/cast.rs`). Ops on the typed tensor still work, but
+/// `Tensor::from_bridge` checks the tag and panics when the value is read back; going through the
+/// dispatch tensor re-tags it by dtype, at no cost.
+fn retag<const D: usize, K: burn_tensor::kind::Basic>(tensor: Tensor<D, K>) -> Tensor<D, K> {
+    Tensor::from_dispatch(tensor.into_dispatch())
 }
 
 fn reshape_kind<K: burn_tensor::kind::Basic>(tensor: BridgeTensor, source_rank: usize, target: &[usize]) -> BridgeTensor {

@@ -1,13 +1,11 @@
 //! `whittle bench`: latency percentiles, throughput and peak memory of one model.
 
-use anyhow::Context;
-
 use crate::cli::BenchArgs;
 use crate::settings;
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let (data, options) = settings::bench(args)?;
-    let report = whittle_eval::bench(&args.model, &data, &options).with_context(|| format!("bench {}", args.model.display()))?;
+    let report = whittle_eval::bench(&args.model, &data, &options)?;
     if args.json {
         super::emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {

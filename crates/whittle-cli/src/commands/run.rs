@@ -6,7 +6,7 @@ use std::fmt::Write;
 use anyhow::Context;
 use serde::Serialize;
 use whittle_ir::Tensor;
-use whittle_runtime::{RuntimeOptions, Session};
+use whittle_runtime::Session;
 
 use super::load_model;
 use crate::cli::RunArgs;
@@ -30,7 +30,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let loaded = load_model(&args.model)?;
     let inputs: Vec<_> = loaded.model.graph.feed_inputs().cloned().collect();
     let feeds = settings::run_feeds(&args.inputs, &inputs)?;
-    let session = Session::new(&loaded.model, &RuntimeOptions::default()).with_context(|| args.model.display().to_string())?;
+    let session = Session::new(&loaded.model, &settings::runtime_options(&args.device)?)
+        .with_context(|| args.model.display().to_string())?;
     let outputs = session.run(feeds).with_context(|| args.model.display().to_string())?;
     if let Some(path) = &args.output {
         whittle_onnx::check_not_input(&args.model, path)?;

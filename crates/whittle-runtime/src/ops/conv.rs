@@ -2,15 +2,16 @@
 //!
 //! Opsets 1, 11 and 22 differ only in types. Inputs: X `[N, C, spatial...]`, W
 //! `[M, C / group, kernel...]`, optional B `[M]`. This runtime runs 1-D and 2-D convolutions on
-//! burn's conv2d (1-D as 2-D with a height of 1, a free reshape); 3-D is refused at run time.
+//! burn's conv2d (1-D as 2-D with a height of 1, a free reshape) and 3-D ones on conv3d, which
+//! pads symmetrically only: asymmetric 3-D padding is applied to X first, as zeros.
 
 use std::ops::RangeInclusive;
 
 use burn_tensor::module;
-use burn_tensor::ops::ConvOptions;
+use burn_tensor::ops::{ConvOptions, PadMode};
 
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
-use crate::spatial::Window;
+use crate::spatial::{Resolved, Window};
 use crate::value::Value;
 
 /// `Y = conv(X, W) + B`.
@@ -40,29 +41,23 @@ impl Operator for Conv {
             fail!("X, W and B must share one dtype, got {}, {} and {}", dtype, w.dtype(), b.as_ref().map_or("none".into(), |b| b.dtype().to_string()));
         }
         let (x_shape, w_shape) = (x.shape().to_vec(), w.shape().to_vec());
-        if x_shape.len() < 3 || w_shape.len() != x_shape.len() {
-            fail!("X {x_shape:?} and W {w_shape:?} must have the same rank, 3 or more");
-        }
+        let window = resolve_conv(&self.window, self.group, &x_shape, &w_shape, b.as_ref().map(Value::shape))?;
         let spatial = x_shape.len() - 2;
-        if spatial > 2 {
+        if spatial > 3 {
             fail!("{spatial}-D convolution is not implemented (X {x_shape:?})");
         }
-        let (channels, filters) = (x_shape[1], w_shape[0]);
-        if w_shape[1] * self.group != channels || filters % self.group != 0 {
-            fail!("W {w_shape:?} with group {} does not fit X {x_shape:?} of {channels} channels", self.group);
-        }
-        if let Some(b) = &b {
-            if b.shape() != [filters] {
-                fail!("B {:?} must have one value per filter ({filters})", b.shape());
+        if spatial == 3 {
+            let three = |values: &[usize]| [values[0], values[1], values[2]];
+            let (mut x, mut padding) = (x.float::<5>()?, [0; 3]);
+            if window.padding.iter().all(|(begin, end)| begin == end) {
+                padding = three(&window.padding.iter().map(|&(begin, _)| begin).collect::<Vec<_>>());
+            } else {
+                x = x.pad(window.padding.clone(), PadMode::Constant(0.0));
             }
+            let options = ConvOptions::new(three(&window.strides), padding, three(&window.dilations), self.group);
+            let b = b.map(|b| b.float::<1>()).transpose()?;
+            return Ok(vec![Value::from_float(module::conv3d(x, w.float::<5>()?, b, options), dtype)?]);
         }
-        let kernel = &w_shape[2..];
-        if let Some(declared) = &self.window.kernel {
-            if declared.as_slice() != kernel {
-                fail!("kernel_shape {declared:?} does not match W {w_shape:?}");
-            }
-        }
-        let window = self.window.resolve(&x_shape[2..], kernel)?;
         let window = window.as_2d();
         let as_4d = |value: Value, shape: &[usize]| -> Result<Value, OpError> {
             if spatial == 1 {
@@ -83,6 +78,40 @@ impl Operator for Conv {
         }
         Ok(vec![y])
     }
+}
+
+/// Checks the shapes of a convolution's data `x` `[N, C, spatial...]`, weights `w`
+/// `[M, C / group, kernel...]` and optional bias `[M]`, and resolves the window for them. Shared by
+/// Conv, ConvInteger and QLinearConv.
+pub(crate) fn resolve_conv(
+    window: &Window,
+    group: usize,
+    x_shape: &[usize],
+    w_shape: &[usize],
+    b_shape: Option<&[usize]>,
+) -> Result<Resolved, OpError> {
+    if x_shape.len() < 3 || w_shape.len() != x_shape.len() {
+        fail!("X {x_shape:?} and W {w_shape:?} must have the same rank, 3 or more");
+    }
+    let (channels, filters) = (x_shape[1], w_shape[0]);
+    if w_shape[1] * group != channels || filters % group != 0 {
+        fail!("W {w_shape:?} with group {group} does not fit X {x_shape:?} of {channels} channels");
+    }
+    if let Some(b_shape) = b_shape {
+        if b_shape != [filters] {
+            fail!("B {b_shape:?} must have one value per filter ({filters})");
+        }
+    }
+    let kernel = &w_shape[2..];
+    if kernel.contains(&0) {
+        fail!("W {w_shape:?} has an empty kernel");
+    }
+    if let Some(declared) = &window.kernel {
+        if declared.as_slice() != kernel {
+            fail!("kernel_shape {declared:?} does not match W {w_shape:?}");
+        }
+    }
+    window.resolve(&x_shape[2..], kernel)
 }
 
 #[cfg(test)]
@@ -171,6 +200,16 @@ mod tests {
         let conv = node("Conv", 2, 1, vec![("pads", AttrValue::Ints(vec![1, 0]))]);
         let out = run(&conv, 18, vec![f32_value(&[1, 1, 4], &[1.0, 2.0, 3.0, 4.0]), f32_value(&[1, 1, 2], &[1.0, -1.0])]);
         assert_close(&out[0], &[1, 1, 4], &[-1.0, -1.0, -1.0, -1.0]);
+    }
+
+    #[test]
+    fn three_dimensional_with_asymmetric_pads() {
+        // A 1x1x2 kernel [1, -1] over a 2x1x3 ramp, pads 1 before the width axis only: each row
+        // [a, b, c] gives [0 - a, a - b, b - c] = [-a, -1, -1].
+        let conv = node("Conv", 2, 1, vec![("pads", AttrValue::Ints(vec![0, 0, 1, 0, 0, 0]))]);
+        let x: Vec<f32> = (0..6).map(|i| i as f32).collect();
+        let out = run(&conv, 22, vec![f32_value(&[1, 1, 2, 1, 3], &x), f32_value(&[1, 1, 1, 1, 2], &[1.0, -1.0])]);
+        assert_close(&out[0], &[1, 1, 2, 1, 3], &[0.0, -1.0, -1.0, -3.0, -1.0, -1.0]);
     }
 
     #[test]

@@ -68,7 +68,7 @@ fn signed_min(dtype: DataType) -> Option<i64> {
     }
 }
 
-fn any<const D: usize>(mask: Tensor<D, burn_tensor::Bool>) -> Result<bool, OpError> {
+pub(crate) fn any<const D: usize>(mask: Tensor<D, burn_tensor::Bool>) -> Result<bool, OpError> {
     mask.any().try_into_scalar::<bool>().map_err(|err| OpError::new(format!("reading the divisor check failed: {err:?}")))
 }
 

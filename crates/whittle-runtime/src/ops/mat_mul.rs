@@ -29,33 +29,110 @@ impl Operator for MatMul {
         if b.dtype() != dtype {
             fail!("operands have different dtypes {dtype} and {}", b.dtype());
         }
-        if a.rank() == 0 || b.rank() == 0 {
-            fail!("operands must have rank 1 or more, got shapes {:?} and {:?}", a.shape(), b.shape());
+        let layout = MatMulLayout::new(a.shape(), b.shape())?;
+        let (a, b) = (layout.lhs(a)?, layout.rhs(b)?);
+        // burn's matmul broadcasts size-1 batch axes of same-rank operands.
+        let product = with_rank!(layout.rank(), D => Value::from_float(a.float::<D>()?.matmul(b.float::<D>()?), dtype)?);
+        layout.output(product)
+    }
+}
+
+/// The shapes of a numpy-style matrix product, shared by MatMul, MatMulInteger and QLinearMatMul:
+/// 1-D operands promoted to matrices, both operands given one rank with leading 1s, batch axes
+/// broadcast.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MatMulLayout {
+    /// The operand shapes as the product reads them: promoted and of rank [`MatMulLayout::rank`].
+    pub lhs: Vec<usize>,
+    pub rhs: Vec<usize>,
+    /// The broadcast batch axes.
+    pub batch: Vec<usize>,
+    /// The ONNX shape of the result: the batch axes, then M unless A was a vector, then N unless B was.
+    pub output: Vec<usize>,
+}
+
+impl MatMulLayout {
+    pub fn new(a_shape: &[usize], b_shape: &[usize]) -> Result<MatMulLayout, OpError> {
+        if a_shape.is_empty() || b_shape.is_empty() {
+            fail!("operands must have rank 1 or more, got shapes {a_shape:?} and {b_shape:?}");
         }
-        let (a_shape, b_shape) = (a.shape().to_vec(), b.shape().to_vec());
-        let a = if a.rank() == 1 { a.reshape(&[1, a_shape[0]])? } else { a };
-        let b = if b.rank() == 1 { b.reshape(&[b_shape[0], 1])? } else { b };
-        let (a_rank, b_rank) = (a.rank(), b.rank());
-        let (m, k) = (a.shape()[a_rank - 2], a.shape()[a_rank - 1]);
-        let (k_b, n) = (b.shape()[b_rank - 2], b.shape()[b_rank - 1]);
+        let a = if a_shape.len() == 1 { vec![1, a_shape[0]] } else { a_shape.to_vec() };
+        let b = if b_shape.len() == 1 { vec![b_shape[0], 1] } else { b_shape.to_vec() };
+        let (m, k) = (a[a.len() - 2], a[a.len() - 1]);
+        let (k_b, n) = (b[b.len() - 2], b[b.len() - 1]);
         if k != k_b {
             fail!("shapes {a_shape:?} and {b_shape:?} do not multiply: inner sizes {k} and {k_b}");
         }
-        let batch = broadcast_shape(&a.shape()[..a_rank - 2], &b.shape()[..b_rank - 2])
+        let batch = broadcast_shape(&a[..a.len() - 2], &b[..b.len() - 2])
             .map_err(|_| OpError::new(format!("batch axes of {a_shape:?} and {b_shape:?} do not broadcast")))?;
         let rank = batch.len() + 2;
-        let (a, b) = (a.unsqueeze_to(rank)?, b.unsqueeze_to(rank)?);
-        // burn's matmul broadcasts size-1 batch axes of same-rank operands.
-        let product = with_rank!(rank, D => Value::from_float(a.float::<D>()?.matmul(b.float::<D>()?), dtype)?);
-        let mut shape = batch;
+        let pad = |shape: Vec<usize>| [vec![1; rank - shape.len()], shape].concat();
+        let mut output = batch.clone();
         if a_shape.len() > 1 {
-            shape.push(m);
+            output.push(m);
         }
         if b_shape.len() > 1 {
-            shape.push(n);
+            output.push(n);
         }
-        Ok(vec![product.reshape(&shape)?])
+        Ok(MatMulLayout { lhs: pad(a), rhs: pad(b), batch, output })
     }
+
+    /// The rank both operands have in the product.
+    pub fn rank(&self) -> usize {
+        self.batch.len() + 2
+    }
+
+    /// A in the shape the product reads.
+    pub fn lhs(&self, a: Value) -> Result<Value, OpError> {
+        a.reshape(&self.lhs)
+    }
+
+    /// B in the shape the product reads.
+    pub fn rhs(&self, b: Value) -> Result<Value, OpError> {
+        b.reshape(&self.rhs)
+    }
+
+    /// A zero point or scale of A: one value (per tensor) or one per row (`[M]` or
+    /// `[batch..., M, 1]`), shaped to broadcast against A as the product reads it.
+    pub fn row_parameter(&self, param: Value, name: &str) -> Result<Value, OpError> {
+        matrix_parameter(param, name, &self.lhs, self.rank() - 2, "row")
+    }
+
+    /// A zero point or scale of B: one value (per tensor) or one per column (`[N]` or
+    /// `[batch..., 1, N]`), shaped to broadcast against B as the product reads it.
+    pub fn column_parameter(&self, param: Value, name: &str) -> Result<Value, OpError> {
+        matrix_parameter(param, name, &self.rhs, self.rank() - 1, "column")
+    }
+
+    /// The product `[batch..., M, N]` in its ONNX shape.
+    pub fn output(&self, product: Value) -> Result<Vec<Value>, OpError> {
+        Ok(vec![product.reshape(&self.output)?])
+    }
+}
+
+/// `param` reshaped to `operand`'s rank: one value, or one per index of `axis` (one of the two
+/// matrix axes), as a vector or with the operand's rank (batch axes of the operand's size or 1).
+fn matrix_parameter(param: Value, name: &str, operand: &[usize], axis: usize, per: &str) -> Result<Value, OpError> {
+    let rank = operand.len();
+    if param.element_count() == 1 {
+        return param.reshape(&vec![1; rank]);
+    }
+    let (shape, size) = (param.shape().to_vec(), operand[axis]);
+    let target = if shape == [size] {
+        let mut target = vec![1; rank];
+        target[axis] = size;
+        target
+    } else if shape.len() <= rank {
+        let padded = [vec![1; rank - shape.len()], shape.clone()].concat();
+        let fits = padded.iter().enumerate().all(|(i, &dim)| dim == 1 || (dim == operand[i] && (i < rank - 2 || i == axis)));
+        if !fits {
+            fail!("{name} {shape:?} must hold one value or one per {per} of {operand:?}");
+        }
+        padded
+    } else {
+        fail!("{name} {shape:?} must hold one value or one per {per} of {operand:?}");
+    };
+    param.reshape(&target)
 }
 
 #[cfg(test)]

@@ -1,80 +1,87 @@
 //! MaxPool: the maximum over sliding windows (<https://onnx.ai/onnx/operators/onnx__MaxPool.html>).
 //!
 //! Opset 8 added the optional Indices output and `storage_order`, 10 `ceil_mode` and `dilations`,
-//! 11 the current padding rules, 12 and 22 types. Strides default to 1 (not to the kernel size, as in
-//! torch). Padded positions never win the maximum. 1-D and 2-D pooling run on burn's max_pool2d,
-//! int8 and uint8 through an exact f32 copy; the Indices output is refused at plan time.
+//! 11 the current padding rules, 12 and 22 types; opsets 1 to 7 are the same op without those
+//! (their attributes are refused there). Strides default to 1 (not to the kernel size, as in
+//! torch). Padded positions never win the maximum. 1-, 2- and 3-D pooling, shared with AveragePool
+//! in `spatial.rs`; int8 and uint8 through an exact f32 copy. Indices (flat positions in X, row- or
+//! with `storage_order` column-major within each plane) come from burn's 2-D pooling with indices,
+//! so they are available for 1-D and 2-D inputs only; 3-D with Indices is a run-time error.
 
 use std::ops::RangeInclusive;
 
-use burn_tensor::ops::MaxPoolOptions;
-use burn_tensor::{module, FloatDType, IntDType};
+use burn_tensor::{FloatDType, IntDType};
 use whittle_ir::DataType;
 
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
-use crate::spatial::Window;
-use crate::value::{ElementKind, Value};
+use crate::spatial::{max_pool_with_indices, pool, refuse_newer_attributes, Pooling, Window};
+use crate::value::{with_rank, ElementKind, Value};
 
-/// `Y = max over each window of X`.
+/// `Y = max over each window of X`, and optionally where each maximum is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaxPool {
     pub window: Window,
     pub ceil_mode: bool,
+    /// Whether Indices count within a plane column-major (`storage_order` 1).
+    pub column_major: bool,
+    pub indices: bool,
 }
 
 impl Operator for MaxPool {
     const OP_TYPE: &'static str = "MaxPool";
-    const OPSETS: RangeInclusive<i64> = 8..=super::NEWEST_OPSET;
+    const OPSETS: RangeInclusive<i64> = 1..=super::NEWEST_OPSET;
     const ATTRIBUTES: &'static [&'static str] = &["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"];
 
     fn parse(node: &NodeContext<'_>) -> Result<Self, OpError> {
-        if node.node.outputs.get(1).is_some_and(|name| !name.is_empty()) {
-            fail!("the Indices output is not implemented");
+        refuse_newer_attributes(node, &[("storage_order", 8), ("ceil_mode", 10), ("dilations", 10)])?;
+        let indices = node.node.outputs.get(1).is_some_and(|name| !name.is_empty());
+        if indices && node.opset < 8 {
+            fail!("the Indices output exists from opset 8 on");
         }
         let window = Window::parse(node)?;
         if window.kernel.is_none() {
             return Err(OpError::attribute("kernel_shape", "is required"));
         }
-        // storage_order only affects Indices, which is refused above; it is still validated.
-        node.flag("storage_order", false)?;
-        Ok(MaxPool { window, ceil_mode: node.flag("ceil_mode", false)? })
+        Ok(MaxPool {
+            window,
+            ceil_mode: node.flag("ceil_mode", false)?,
+            column_major: node.flag("storage_order", false)?,
+            indices,
+        })
     }
 
     fn eval(&self, mut inputs: Inputs) -> Result<Vec<Value>, OpError> {
         let x = inputs.take(0)?;
         let dtype = x.dtype();
         let shape = x.shape().to_vec();
-        let spatial = shape.len().saturating_sub(2);
-        if !(1..=2).contains(&spatial) {
-            fail!("{spatial}-D pooling is not implemented (X {shape:?})");
+        if !(3..=5).contains(&shape.len()) {
+            fail!("X {shape:?} must have 1 to 3 spatial axes");
         }
-        let kernel = self.window.kernel.as_deref().unwrap_or_default();
-        let window = self.window.resolve(&shape[2..], kernel)?;
-        let window = window.as_2d();
-        let x = if spatial == 1 { x.reshape(&[shape[0], shape[1], 1, shape[2]])? } else { x };
-        let options = MaxPoolOptions::new(window.kernel)
-            .with_stride(window.strides)
-            .with_padding_pairs(window.padding)
-            .with_dilation(window.dilations)
-            .with_ceil_mode(self.ceil_mode);
-        let y = match dtype {
-            // burn pools float tensors only. A maximum returns one of its elements unchanged and
-            // every int8 and uint8 value (the integer types MaxPool allows) is exact in f32, so
-            // pooling an f32 copy and casting back is exact.
+        let window = self.window.resolve(&shape[2..], self.window.kernel.as_deref().unwrap_or_default())?;
+        // burn pools float tensors only. A maximum returns one of its elements unchanged and every
+        // int8 and uint8 value (the integer types MaxPool allows) is exact in f32, so pooling an
+        // f32 copy and casting back is exact.
+        let x = match dtype {
             DataType::I8 | DataType::U8 => {
-                let int_dtype = if dtype == DataType::I8 { IntDType::I8 } else { IntDType::U8 };
-                let pooled = module::max_pool2d(x.int::<4>()?.cast(FloatDType::F32), options);
-                Value::from_int(pooled.cast(int_dtype), dtype)?
+                with_rank!(x.burn_rank(), D => Value::from_float(x.int::<D>()?.cast(FloatDType::F32), DataType::F32)?)
             }
-            _ if x.kind() == ElementKind::Float => Value::from_float(module::max_pool2d(x.float::<4>()?, options), dtype)?,
+            _ if x.kind() == ElementKind::Float => x,
             _ => fail!("MaxPool is not defined on {dtype} (it takes floats, int8 and uint8)"),
         };
-        if spatial == 1 {
-            let [n, c, _, width] = y.shape() else { fail!("max_pool2d returned shape {:?}", y.shape()) };
-            let shape = [*n, *c, *width];
-            return Ok(vec![y.reshape(&shape)?]);
-        }
-        Ok(vec![y])
+        let (y, indices) = if self.indices {
+            let (y, indices) = max_pool_with_indices(x, &window, self.ceil_mode, self.column_major)?;
+            (y, Some(indices))
+        } else {
+            (pool(x, &window, self.ceil_mode, Pooling::Max)?, None)
+        };
+        let y = match dtype {
+            DataType::I8 | DataType::U8 => {
+                let int_dtype = if dtype == DataType::I8 { IntDType::I8 } else { IntDType::U8 };
+                with_rank!(y.burn_rank(), D => Value::from_int(y.float::<D>()?.cast(int_dtype), dtype)?)
+            }
+            _ => y,
+        };
+        Ok(std::iter::once(y).chain(indices).collect())
     }
 }
 
@@ -171,9 +178,40 @@ mod tests {
     }
 
     #[test]
-    fn indices_output_is_refused_at_plan_time() {
+    fn indices_count_across_batch_and_channels_in_either_storage_order() {
+        // x [2, 1, 2, 3]: kernel 2x2 over each 2x3 plane gives 1x2; the maxima sit where the ramp
+        // puts them, i.e. the bottom-right of each window: row 1, columns 1 and 2.
+        let x: Vec<f32> = (0..12).map(|i| i as f32).collect();
         let pool = node("MaxPool", 1, 2, vec![("kernel_shape", ints(&[2, 2]))]);
-        let err = parse(&pool, 18, &[]).unwrap_err();
-        assert_eq!(err.to_string(), "node 'n' (MaxPool): the Indices output is not implemented");
+        let out = run(&pool, 12, vec![f32_value(&[2, 1, 2, 3], &x)]);
+        assert_close(&out[0], &[2, 1, 1, 2], &[4.0, 5.0, 10.0, 11.0]);
+        assert_eq!(out[1].dtype(), DataType::I64);
+        // Row-major: plane offset 6 per batch, then 1 * 3 + column.
+        assert_eq!(out[1].to_i64_vec().unwrap(), vec![4, 5, 10, 11]);
+        let column_major = node("MaxPool", 1, 2, vec![("kernel_shape", ints(&[2, 2])), ("storage_order", AttrValue::Int(1))]);
+        let out = run(&column_major, 12, vec![f32_value(&[2, 1, 2, 3], &x)]);
+        // Column-major within the plane: column * 2 + row.
+        assert_eq!(out[1].to_i64_vec().unwrap(), vec![3, 5, 9, 11]);
+    }
+
+    #[test]
+    fn opsets_before_8_refuse_the_later_attributes() {
+        let pool = node("MaxPool", 1, 1, vec![("kernel_shape", ints(&[2])), ("dilations", ints(&[2]))]);
+        let err = parse(&pool, 8, &[]).unwrap_err();
+        assert_eq!(err.to_string(), "node 'n' (MaxPool): attribute 'dilations': exists from opset 10 on");
+        let out = run(&node("MaxPool", 1, 1, vec![("kernel_shape", ints(&[2]))]), 1, vec![f32_value(&[1, 1, 3], &[1.0, 3.0, 2.0])]);
+        assert_close(&out[0], &[1, 1, 2], &[3.0, 3.0]);
+    }
+
+    #[test]
+    fn three_dimensional_max() {
+        // 2x2x3 ramp 0..12, kernel 2x2x2: windows end at (1, 1, 1) and (1, 1, 2), values 10, 11.
+        let x: Vec<f32> = (0..12).map(|i| i as f32).collect();
+        let pool = node("MaxPool", 1, 1, vec![("kernel_shape", ints(&[2, 2, 2]))]);
+        let out = run(&pool, 12, vec![f32_value(&[1, 1, 2, 2, 3], &x)]);
+        assert_close(&out[0], &[1, 1, 1, 1, 2], &[10.0, 11.0]);
+        let with_indices = node("MaxPool", 1, 2, vec![("kernel_shape", ints(&[2, 2, 2]))]);
+        let err = try_run(&with_indices, 12, vec![f32_value(&[1, 1, 2, 2, 3], &x)]).unwrap_err();
+        assert_eq!(err, "the Indices output is implemented for 1-D and 2-D pooling only, not 3-D");
     }
 }

@@ -138,28 +138,93 @@ macro_rules! ops {
 }
 
 ops! {
+    abs::Abs,
     add::Add,
+    and::And,
+    average_pool::AveragePool,
     batch_normalization::BatchNormalization,
+    bit_shift::BitShift,
+    cast::Cast,
+    cast_like::CastLike,
+    ceil::Ceil,
+    clip::Clip,
     conv::Conv,
+    conv_integer::ConvInteger,
+    conv_transpose::ConvTranspose,
+    cos::Cos,
+    depth_to_space::DepthToSpace,
+    dequantize_linear::DequantizeLinear,
     div::Div,
+    dropout::Dropout,
+    dynamic_quantize_linear::DynamicQuantizeLinear,
+    elu::Elu,
+    equal::Equal,
     erf::Erf,
+    exp::Exp,
+    floor::Floor,
     gather::Gather,
+    gelu::Gelu,
     gemm::Gemm,
+    global_average_pool::GlobalAveragePool,
+    global_lp_pool::GlobalLpPool,
+    global_max_pool::GlobalMaxPool,
+    greater::Greater,
+    greater_or_equal::GreaterOrEqual,
+    hard_sigmoid::HardSigmoid,
+    hard_swish::HardSwish,
+    identity::Identity,
     r#if::If,
+    instance_normalization::InstanceNormalization,
     layer_normalization::LayerNormalization,
+    leaky_relu::LeakyRelu,
+    less::Less,
+    less_or_equal::LessOrEqual,
+    log::Log,
+    log_softmax::LogSoftmax,
     r#loop::Loop,
+    lp_pool::LpPool,
+    lrn::Lrn,
     mat_mul::MatMul,
+    mat_mul_integer::MatMulInteger,
+    max::Max,
     max_pool::MaxPool,
+    mean::Mean,
+    min::Min,
+    modulo::Mod,
     mul::Mul,
+    neg::Neg,
     normalizer::Normalizer,
+    not::Not,
+    or::Or,
+    p_relu::PRelu,
+    pow::Pow,
+    q_linear_conv::QLinearConv,
+    q_linear_mat_mul::QLinearMatMul,
+    quantize_linear::QuantizeLinear,
+    reciprocal::Reciprocal,
     reduce_mean::ReduceMean,
     relu::Relu,
     reshape::Reshape,
+    resize::Resize,
+    round::Round,
     scan::Scan,
+    selu::Selu,
+    sigmoid::Sigmoid,
+    sign::Sign,
+    sin::Sin,
     softmax::Softmax,
+    softplus::Softplus,
+    softsign::Softsign,
+    space_to_depth::SpaceToDepth,
     split::Split,
+    sqrt::Sqrt,
     sub::Sub,
+    sum::Sum,
+    tanh::Tanh,
     transpose::Transpose,
+    upsample::Upsample,
+    r#where::Where,
+    xor::Xor,
 }
 
 /// An op that reads or produces values burn cannot hold (string tensors, sequences, maps): it is
@@ -444,6 +509,11 @@ impl Inputs {
     pub fn take_captured(&mut self, explicit: usize, count: usize) -> Result<Vec<Value>, OpError> {
         (explicit..explicit + count).map(|index| self.take(index)).collect()
     }
+
+    /// Every input, for variadic ops, whose inputs are all required.
+    pub fn take_all(&mut self) -> Result<Vec<Value>, OpError> {
+        (0..self.values.len()).map(|index| self.take(index)).collect()
+    }
 }
 
 /// The axis `axis` (negative counts from the end) of a tensor of `rank`, checked.
@@ -480,6 +550,30 @@ pub(crate) mod test_support {
     pub fn i64_value(dims: &[i64], values: &[i64]) -> Value {
         let tensor = whittle_ir::Tensor::from_i64("t", dims.to_vec(), values).unwrap();
         Value::from_ir(&tensor, &device()).unwrap()
+    }
+
+    pub fn bool_value(dims: &[i64], values: &[bool]) -> Value {
+        let bytes = values.iter().map(|&value| u8::from(value)).collect();
+        typed_value(DataType::Bool, dims, bytes)
+    }
+
+    /// A value of the integer type `dtype` from i64 elements, each truncated to the type's width.
+    pub fn int_value(dtype: DataType, dims: &[i64], values: &[i64]) -> Value {
+        let width = dtype.bit_width().unwrap() / 8;
+        let bytes = values.iter().flat_map(|value| value.to_le_bytes()[..width].to_vec()).collect();
+        typed_value(dtype, dims, bytes)
+    }
+
+    /// A value of any dtype from its little-endian bytes.
+    pub fn typed_value(dtype: DataType, dims: &[i64], bytes: Vec<u8>) -> Value {
+        let tensor = whittle_ir::Tensor::from_bytes("t", dtype, dims.to_vec(), bytes).unwrap();
+        Value::from_ir(&tensor, &device()).unwrap()
+    }
+
+    /// The elements of a bool value; panics on other dtypes.
+    pub fn bools(value: &Value) -> Vec<bool> {
+        assert_eq!(value.dtype(), DataType::Bool);
+        value.to_ir("t").unwrap().bytes().unwrap().iter().map(|&byte| byte != 0).collect()
     }
 
     /// A node of `op_type` with `attributes`, reading inputs named `in0`, `in1`, ...

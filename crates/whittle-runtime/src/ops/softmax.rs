@@ -25,28 +25,48 @@ impl Operator for Softmax {
     const ATTRIBUTES: &'static [&'static str] = &["axis"];
 
     fn parse(node: &NodeContext<'_>) -> Result<Self, OpError> {
-        let coerce_to_matrix = node.opset < 13;
-        Ok(Softmax { axis: node.int("axis", if coerce_to_matrix { 1 } else { -1 })?, coerce_to_matrix })
+        let (axis, coerce_to_matrix) = parse_axis(node)?;
+        Ok(Softmax { axis, coerce_to_matrix })
     }
 
     fn eval(&self, mut inputs: Inputs) -> Result<Vec<Value>, OpError> {
-        let x = inputs.take(0)?;
-        if x.rank() == 0 {
-            fail!("Softmax needs an input of rank 1 or more");
-        }
-        let shape = x.shape().to_vec();
-        if self.coerce_to_matrix {
-            // Opsets 1 to 12 accept axis == rank (one column per row).
-            let axis = if self.axis == shape.len() as i64 { shape.len() } else { normalize_axis(self.axis, shape.len())? };
-            let rows: usize = shape[..axis].iter().product();
-            let columns: usize = shape[axis..].iter().product();
-            let matrix = x.reshape(&[rows, columns])?;
-            let y = map_float!(matrix, t => activation::softmax(t, 1))?;
-            return Ok(vec![y.reshape(&shape)?]);
-        }
-        let axis = normalize_axis(self.axis, shape.len())?;
-        Ok(vec![map_float!(x, t => activation::softmax(t, axis))?])
+        Ok(vec![normalize(inputs.take(0)?, self.axis, self.coerce_to_matrix, false)?])
     }
+}
+
+/// The `axis` attribute of Softmax and LogSoftmax with its per-opset default, and whether
+/// the opset views the input as a matrix (before 13).
+pub(crate) fn parse_axis(node: &NodeContext<'_>) -> Result<(i64, bool), OpError> {
+    let coerce_to_matrix = node.opset < 13;
+    Ok((node.int("axis", if coerce_to_matrix { 1 } else { -1 })?, coerce_to_matrix))
+}
+
+/// Softmax of `x` along `axis`, or its logarithm when `log`, with the axis rules of the file's
+/// documentation.
+pub(crate) fn normalize(x: Value, axis: i64, coerce_to_matrix: bool, log: bool) -> Result<Value, OpError> {
+    macro_rules! along {
+        ($value:expr, $axis:expr) => {
+            if log {
+                map_float!($value, t => activation::log_softmax(t, $axis))
+            } else {
+                map_float!($value, t => activation::softmax(t, $axis))
+            }
+        };
+    }
+    if x.rank() == 0 {
+        fail!("the input needs rank 1 or more");
+    }
+    let shape = x.shape().to_vec();
+    if coerce_to_matrix {
+        // Opsets 1 to 12 accept axis == rank (one column per row).
+        let axis = if axis == shape.len() as i64 { shape.len() } else { normalize_axis(axis, shape.len())? };
+        let rows: usize = shape[..axis].iter().product();
+        let columns: usize = shape[axis..].iter().product();
+        let matrix = x.reshape(&[rows, columns])?;
+        return along!(matrix, 1)?.reshape(&shape);
+    }
+    let axis = normalize_axis(axis, shape.len())?;
+    along!(x, axis)
 }
 
 #[cfg(test)]

@@ -9,34 +9,42 @@ use std::fs::File;
 use std::path::Path;
 
 use whittle_ir::Tensor;
+use whittle_runtime::{Backend, RuntimeOptions, Session};
 
 use crate::support::{f32_values, fixture, load_model, session};
 
 const RELATIVE: f64 = 1e-4;
 const ABSOLUTE: f64 = 1e-5;
 
-/// Runs `test_data_set_0` of fixture `name` and compares every output with ORT's; returns the
-/// largest relative error seen (relative to `max(|ort|, ABSOLUTE / RELATIVE)`).
+/// Runs `test_data_set_0` of fixture `name` on every backend of this build (flex; ndarray with its
+/// feature) and compares every output with ORT's; returns the largest relative error seen (relative
+/// to `max(|ort|, ABSOLUTE / RELATIVE)`).
 fn check_against_onnxruntime(name: &str) -> f64 {
     let model = load_model(name);
-    let session = session(&model);
     let data = fixture(name).join("test_data_set_0");
     let input = whittle_onnx::load_tensor(&data.join("input_0.pb")).expect("input_0.pb loads");
-    let outputs = session.run(vec![(input.name.clone(), input)]).expect("fixture runs");
     let mut worst: f64 = 0.0;
-    for (index, (output_name, actual)) in outputs.iter().enumerate() {
-        let expected = whittle_onnx::load_tensor(&data.join(format!("output_{index}.pb"))).expect("output .pb loads");
-        assert_eq!(&expected.name, output_name, "{name}: output {index} name");
-        assert_eq!(actual.dtype, expected.dtype, "{name}: {output_name} dtype");
-        assert_eq!(actual.dims, expected.dims, "{name}: {output_name} dims");
-        for (position, (&a, &e)) in f32_values(actual).iter().zip(&f32_values(&expected)).enumerate() {
-            let (a, e) = (f64::from(a), f64::from(e));
-            let error = (a - e).abs();
-            assert!(error <= RELATIVE * e.abs() + ABSOLUTE, "{name}: {output_name}[{position}] = {a}, ORT gives {e}");
-            worst = worst.max(error / e.abs().max(ABSOLUTE / RELATIVE));
+    for &backend in Backend::available() {
+        let session = Session::new(&model, &RuntimeOptions::new(backend)).expect("fixture plans");
+        let outputs = session.run(vec![(input.name.clone(), input.clone())]).expect("fixture runs");
+        let device = backend.name();
+        for (index, (output_name, actual)) in outputs.iter().enumerate() {
+            let expected = whittle_onnx::load_tensor(&data.join(format!("output_{index}.pb"))).expect("output .pb loads");
+            assert_eq!(&expected.name, output_name, "{name}: output {index} name");
+            assert_eq!(actual.dtype, expected.dtype, "{name} on {device}: {output_name} dtype");
+            assert_eq!(actual.dims, expected.dims, "{name} on {device}: {output_name} dims");
+            for (position, (&a, &e)) in f32_values(actual).iter().zip(&f32_values(&expected)).enumerate() {
+                let (a, e) = (f64::from(a), f64::from(e));
+                let error = (a - e).abs();
+                assert!(
+                    error <= RELATIVE * e.abs() + ABSOLUTE,
+                    "{name} on {device}: {output_name}[{position}] = {a}, ORT gives {e}"
+                );
+                worst = worst.max(error / e.abs().max(ABSOLUTE / RELATIVE));
+            }
         }
+        eprintln!("{name} on {device}: max relative error against ONNX Runtime {worst:.3e}");
     }
-    eprintln!("{name}: max relative error against ONNX Runtime {worst:.3e}");
     worst
 }
 

@@ -1,0 +1,81 @@
+//! Guards the hot kernels as the runtime runs them (one-node graphs through a `Session`, so the op's own
+//! shape checks and value plumbing are counted): MatMul at the fixtures' and issue's sizes (1x784x512 is
+//! the shape where burn-ndarray was 10x slower than ORT), Gemm with a bias, and 3x3 / 7x7-stride-2 Conv.
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use whittle_ir::{AttrValue, Attribute, DataType, Graph, Model, Node, Shape, Tensor, Type, ValueInfo};
+use whittle_runtime::{RuntimeOptions, Session};
+
+fn info(name: &str, dims: &[i64]) -> ValueInfo {
+    ValueInfo::new(name, Some(Type::tensor(DataType::F32, Some(Shape::known(dims)))))
+}
+
+fn values(count: usize) -> Vec<f32> {
+    // Deterministic and varied; values do not change a dense kernel's speed.
+    (0..count).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect()
+}
+
+/// A graph computing `node` from the input `x` of `x_dims` and initializer weights.
+fn single_node(node: Node, x_dims: &[i64], weights: Vec<Tensor>, y_dims: &[i64]) -> (Session, Vec<(String, Tensor)>) {
+    let graph = Graph {
+        name: "kernel".into(),
+        nodes: vec![node],
+        inputs: vec![info("x", x_dims)],
+        outputs: vec![info("y", y_dims)],
+        initializers: weights,
+        ..Graph::default()
+    };
+    let session = Session::new(&Model::new(graph, 10, 18), &RuntimeOptions::default()).expect("kernel graph plans");
+    let count = x_dims.iter().product::<i64>() as usize;
+    let x = Tensor::from_f32("x", x_dims.to_vec(), &values(count)).expect("input");
+    (session, vec![("x".into(), x)])
+}
+
+fn weight(name: &str, dims: &[i64]) -> Tensor {
+    Tensor::from_f32(name, dims.to_vec(), &values(dims.iter().product::<i64>() as usize)).expect("weight")
+}
+
+pub fn matmul(c: &mut Criterion) {
+    let mut group = c.benchmark_group("kernel/matmul");
+    for (m, k, n) in [(1, 784, 512), (8, 64, 128), (64, 256, 256), (256, 256, 256)] {
+        let node = Node::new("mm", "MatMul", &["x", "w"], &["y"]);
+        let (session, feed) = single_node(node, &[m, k], vec![weight("w", &[k, n])], &[m, n]);
+        group.throughput(Throughput::Elements((2 * m * k * n) as u64));
+        group.bench_function(BenchmarkId::from_parameter(format!("{m}x{k}x{n}")), |b| {
+            b.iter(|| session.run(feed.clone()).expect("run"))
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("kernel/gemm_bias");
+    let (m, k, n) = (8, 64, 128);
+    let node = Node::new("gemm", "Gemm", &["x", "w", "b"], &["y"]);
+    let (session, feed) = single_node(node, &[m, k], vec![weight("w", &[k, n]), weight("b", &[n])], &[m, n]);
+    group.throughput(Throughput::Elements((2 * m * k * n) as u64));
+    group.bench_function(BenchmarkId::from_parameter(format!("{m}x{k}x{n}")), |b| {
+        b.iter(|| session.run(feed.clone()).expect("run"))
+    });
+    group.finish();
+}
+
+pub fn conv(c: &mut Criterion) {
+    let mut group = c.benchmark_group("kernel/conv");
+    // (name, channels in, size, filters, kernel, stride, pad)
+    for (label, cin, size, cout, kernel, stride, pad) in
+        [("3x3_64ch_56px", 64, 56, 64, 3, 1, 1), ("7x7s2_stem_224px", 3, 224, 64, 7, 2, 3)]
+    {
+        let mut node = Node::new("conv", "Conv", &["x", "w"], &["y"]);
+        node.attributes = vec![
+            Attribute::new("kernel_shape", AttrValue::Ints(vec![kernel, kernel])),
+            Attribute::new("strides", AttrValue::Ints(vec![stride, stride])),
+            Attribute::new("pads", AttrValue::Ints(vec![pad, pad, pad, pad])),
+        ];
+        let out = (size + 2 * pad - kernel) / stride + 1;
+        let (session, feed) =
+            single_node(node, &[1, cin, size, size], vec![weight("w", &[cout, cin, kernel, kernel])], &[1, cout, out, out]);
+        group.throughput(Throughput::Elements((2 * cout * out * out * cin * kernel * kernel) as u64));
+        group.sample_size(20);
+        group.bench_function(BenchmarkId::from_parameter(label), |b| b.iter(|| session.run(feed.clone()).expect("run")));
+    }
+    group.finish();
+}

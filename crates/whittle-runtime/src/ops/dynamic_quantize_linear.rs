@@ -1,0 +1,102 @@
+//! DynamicQuantizeLinear: quantizes f32 to u8 with a scale and zero point computed from the data
+//! (<https://onnx.ai/onnx/operators/onnx__DynamicQuantizeLinear.html>).
+//!
+//! Opset 11, the only version. The range `[min(0, min(x)), max(0, max(x))]` maps onto `[0, 255]`:
+//! `y_scale = (max - min) / 255`, `y_zero_point = round(saturate(0 - min / y_scale))` and
+//! `y = saturate(round(x / y_scale) + y_zero_point)`, rounding half to even, all in f32. The two
+//! extremes are read back to the host to compute the scalars there. For an all-zero x, where the
+//! formula divides by a zero scale, the scale is `1 / 255` as in the ONNX reference implementation
+//! (ONNX Runtime returns 1; y and the zero point are 0 either way).
+
+use std::ops::RangeInclusive;
+
+use whittle_ir::DataType;
+
+use crate::ops::{Inputs, NodeContext, OpError, Operator};
+use crate::quant::{quantize, upload};
+use crate::value::Value;
+
+/// `(y, y_scale, y_zero_point)` for a u8 quantization of x over its range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamicQuantizeLinear;
+
+impl Operator for DynamicQuantizeLinear {
+    const OP_TYPE: &'static str = "DynamicQuantizeLinear";
+    const OPSETS: RangeInclusive<i64> = 11..=super::NEWEST_OPSET;
+    const ATTRIBUTES: &'static [&'static str] = &[];
+
+    fn parse(_node: &NodeContext<'_>) -> Result<Self, OpError> {
+        Ok(DynamicQuantizeLinear)
+    }
+
+    fn eval(&self, mut inputs: Inputs) -> Result<Vec<Value>, OpError> {
+        let x = inputs.take(0)?;
+        if x.dtype() != DataType::F32 {
+            fail!("x must be f32, got {}", x.dtype());
+        }
+        let count = x.element_count();
+        if count == 0 {
+            fail!("x {:?} is empty: it has no range to quantize", x.shape());
+        }
+        let flat = x.clone().reshape(&[count])?.float::<1>()?;
+        let extreme = |tensor: burn_tensor::Tensor<1>| -> Result<f32, OpError> {
+            let data = tensor.try_into_data().map_err(|err| OpError::new(format!("reading the range of x failed: {err:?}")))?;
+            let values = data.try_to_vec::<f32>().map_err(|err| OpError::new(format!("reading the range of x failed: {err:?}")))?;
+            Ok(values[0])
+        };
+        let max = extreme(flat.clone().max())?.max(0.0);
+        let min = extreme(flat.min())?.min(0.0);
+        let scale = if max == min { 1.0 } else { max - min } / 255.0;
+        let zero_point = (0.0 - min / scale).clamp(0.0, 255.0).round_ties_even();
+        let scale_tensor = whittle_ir::Tensor::from_f32("y_scale", vec![], &[scale]).map_err(|err| OpError::new(err.to_string()))?;
+        let zero_point_tensor = whittle_ir::Tensor::from_bytes("y_zero_point", DataType::U8, vec![], vec![zero_point as u8])
+            .map_err(|err| OpError::new(err.to_string()))?;
+        let (scale, zero_point) = (upload(&scale_tensor, &x)?, upload(&zero_point_tensor, &x)?);
+        let rank = x.rank();
+        let y = quantize(x, scale.clone().reshape(&vec![1; rank])?, Some(zero_point.clone().reshape(&vec![1; rank])?), DataType::U8)?;
+        Ok(vec![y, scale, zero_point])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use whittle_ir::DataType;
+
+    use crate::ops::test_support::*;
+
+    #[test]
+    fn range_includes_zero_and_maps_onto_uint8() {
+        // min -1, max 3 (range 4): scale 4 / 255, zero point round(1 / (4 / 255)) = round(63.75) = 64.
+        let x = f32_value(&[4], &[-1.0, 0.0, 1.0, 3.0]);
+        let out = run(&node("DynamicQuantizeLinear", 1, 3, vec![]), 11, vec![x]);
+        let scale = 4.0f32 / 255.0;
+        assert_close(&out[1], &[], &[f64::from(scale)]);
+        assert_eq!(out[2].dtype(), DataType::U8);
+        assert_eq!(out[2].to_i64_vec().unwrap(), vec![64]);
+        let expected: Vec<i64> = [-1.0f32, 0.0, 1.0, 3.0].iter().map(|&v| ((v / scale).round_ties_even() + 64.0).clamp(0.0, 255.0) as i64).collect();
+        assert_eq!(out[0].to_i64_vec().unwrap(), expected);
+        assert_eq!(expected, vec![0, 64, 128, 255]);
+    }
+
+    #[test]
+    fn all_positive_data_has_zero_point_zero() {
+        let out = run(&node("DynamicQuantizeLinear", 1, 3, vec![]), 11, vec![f32_value(&[2], &[2.0, 5.1])]);
+        assert_eq!(out[2].to_i64_vec().unwrap(), vec![0]);
+        assert_eq!(out[0].to_i64_vec().unwrap(), vec![100, 255]);
+    }
+
+    #[test]
+    fn all_zero_data_uses_a_nonzero_scale() {
+        let out = run(&node("DynamicQuantizeLinear", 1, 3, vec![]), 11, vec![f32_value(&[2], &[0.0, 0.0])]);
+        assert_close(&out[1], &[], &[1.0 / 255.0]);
+        assert_eq!(out[0].to_i64_vec().unwrap(), vec![0, 0]);
+    }
+
+    #[test]
+    fn other_dtypes_and_empty_inputs_are_errors() {
+        let err = try_run(&node("DynamicQuantizeLinear", 1, 3, vec![]), 11, vec![i64_value(&[1], &[1])]);
+        assert_eq!(err.unwrap_err(), "x must be f32, got i64");
+        let err = try_run(&node("DynamicQuantizeLinear", 1, 3, vec![]), 11, vec![f32_value(&[0], &[])]);
+        assert_eq!(err.unwrap_err(), "x [0] is empty: it has no range to quantize");
+    }
+}

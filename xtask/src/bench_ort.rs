@@ -1,0 +1,125 @@
+//! `cargo xtask bench-ort`: every fixture in whittle's runtime and in ONNX Runtime, on the same samples, in the
+//! same run, at 1 and 2 threads; a table of medians and the ratio whittle / ORT, written to `benches/results/`.
+//!
+//! whittle is timed through its release binary (`whittle bench --json`), as users run it; ORT through
+//! `xtask/py/bench_ort.py` in the interop venv. The two alternate per configuration, so a noisy neighbour
+//! on this shared machine slows both sides of a ratio rather than one. Absolute times from one run mean
+//! little here; the ratios are the result.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::{python, run};
+
+/// Fixtures with eval data whose models whittle can run, or at least tries to (the table says why not).
+const FIXTURES: &[&str] = &["digits_mlp", "digits_cnn", "transformer_tiny", "iris_logreg"];
+const BATCHES: &[usize] = &[1, 8];
+const THREADS: &[usize] = &[1, 2];
+const RESULTS: &str = "benches/results/bench-ort.md";
+
+struct Row {
+    fixture: String,
+    batch: usize,
+    threads: usize,
+    /// p50 of whittle and of ORT in ms, or why whittle could not run the model.
+    result: Result<(f64, f64), String>,
+}
+
+pub fn run_all(root: &Path, seconds: f64) -> Result<()> {
+    let python = python::interop_venv(root)?;
+    run(Command::new(env!("CARGO")).args(["build", "--release", "--quiet", "-p", "whittle-cli"]).current_dir(root))?;
+    let whittle = root.join("target/release/whittle");
+    let mut rows = Vec::new();
+    let mut ort_version = String::new();
+    for fixture in FIXTURES {
+        let model = root.join("fixtures").join(fixture).join("model.onnx");
+        let data = root.join("fixtures").join(fixture).join("eval.npz");
+        for &batch in BATCHES {
+            for &threads in THREADS {
+                let (batch_text, threads_text, seconds_text) = (batch.to_string(), threads.to_string(), seconds.to_string());
+                let whittle_run = Command::new(&whittle)
+                    .arg("bench")
+                    .arg(&model)
+                    .arg("--data")
+                    .arg(&data)
+                    .args(["--batch", &batch_text, "--threads", &threads_text, "--seconds", &seconds_text, "--json"])
+                    .output()
+                    .context("cannot start the whittle binary")?;
+                let result = if whittle_run.status.success() {
+                    let report: serde_json::Value = serde_json::from_slice(&whittle_run.stdout)?;
+                    let whittle_p50 = report["latency"]["p50_ms"].as_f64().context("whittle bench printed no p50_ms")?;
+                    let ort_run = Command::new(&python)
+                        .arg(root.join("xtask/py/bench_ort.py"))
+                        .arg(&model)
+                        .arg(&data)
+                        .args(["--batch", &batch_text, "--threads", &threads_text, "--seconds", &seconds_text])
+                        .output()
+                        .context("cannot start python")?;
+                    if !ort_run.status.success() {
+                        bail!("bench_ort.py failed on {fixture}: {}", String::from_utf8_lossy(&ort_run.stderr));
+                    }
+                    let report: serde_json::Value = serde_json::from_slice(&ort_run.stdout)?;
+                    ort_version = report["onnxruntime"].as_str().unwrap_or_default().to_string();
+                    Ok((whittle_p50, report["p50_ms"].as_f64().context("bench_ort.py printed no p50_ms")?))
+                } else {
+                    let message = String::from_utf8_lossy(&whittle_run.stderr);
+                    Err(message.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string())
+                };
+                let row = Row { fixture: fixture.to_string(), batch, threads, result };
+                eprintln!("{}", format_row(&row));
+                rows.push(row);
+            }
+        }
+    }
+    let text = table(&rows, &machine(), &ort_version, seconds);
+    print!("{text}");
+    let path = root.join(RESULTS);
+    std::fs::create_dir_all(path.parent().context("results folder")?)?;
+    std::fs::write(&path, text)?;
+    eprintln!("wrote {RESULTS}");
+    Ok(())
+}
+
+fn format_row(row: &Row) -> String {
+    match &row.result {
+        Ok((whittle, ort)) => {
+            format!("| {} | {} | {} | {:.4} | {:.4} | {:.2} |", row.fixture, row.batch, row.threads, whittle, ort, whittle / ort)
+        }
+        Err(reason) => {
+            format!("| {} | {} | {} | - | - | not run: {} |", row.fixture, row.batch, row.threads, reason.replace('|', "/"))
+        }
+    }
+}
+
+fn table(rows: &[Row], machine: &str, ort_version: &str, seconds: f64) -> String {
+    let mut text = String::from("# whittle vs ONNX Runtime, p50 latency per run\n\n");
+    text.push_str(&format!(
+        "Machine: {machine}. ONNX Runtime {ort_version} (CPUExecutionProvider, default graph optimizations, \
+         intra-op threads as listed, inter-op 1). whittle: release build, burn-flex. Same samples (the first BATCH \
+         of each fixture's eval.npz), {seconds} s of timed runs per cell after 5 warm-up runs, both sides \
+         alternating in one run of `cargo xtask bench-ort`. Ratio = whittle / ORT (below 1.0: whittle is faster).\n\n"
+    ));
+    text.push_str(
+        "| fixture | batch | threads | whittle p50 ms | ORT p50 ms | ratio |\n| --- | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for row in rows {
+        text.push_str(&format_row(row));
+        text.push('\n');
+    }
+    text
+}
+
+/// The CPU model and core count, for the results header.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|line| line.starts_with("model name"))
+        .and_then(|line| line.split(':').nth(1))
+        .map_or("unknown CPU", str::trim)
+        .to_string();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{model}, {cores} vCPUs")
+}
