@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use whittle_ir::{Model, Tensor};
+use whittle_ir::{HostValue, Model};
 use whittle_runtime::{RuntimeError, RuntimeOptions, Session};
 
 /// The tests expected to pass, one name per line, sorted.
@@ -194,13 +194,50 @@ fn run_data_set(model: &Model, session: &Session, dir: &Path, case: &Case) -> Re
         let tensor = whittle_onnx::load_tensor(&path).map_err(|err| format!("input {index}: {err}"))?;
         feeds.push((input.name.clone(), tensor));
     }
-    let outputs = session.run(feeds).map_err(|err| err.to_string())?;
+    let outputs = session.run_values(feeds).map_err(|err| err.to_string())?;
     for (index, (name, actual)) in outputs.iter().enumerate() {
         let path = dir.join(format!("output_{index}.pb"));
-        let expected: Tensor = whittle_onnx::load_tensor(&path).map_err(|err| format!("expected output {index}: {err}"))?;
-        whittle_metrics::assert_close(name, &expected, actual, case.rtol, case.atol).map_err(|err| err.to_string())?;
+        // The file does not say which message it holds: the output's kind does.
+        let expected = match actual {
+            HostValue::Tensor(_) => whittle_onnx::load_tensor(&path).map(HostValue::Tensor),
+            _ => whittle_onnx::load_sequence(&path).map(HostValue::Sequence),
+        }
+        .map_err(|err| format!("expected output {index}: {err}"))?;
+        compare(name, &expected, actual, case)?;
     }
     Ok(())
+}
+
+/// Compares host values of any kind: tensors with the case's tolerances, sequences element by
+/// element, maps key by key (keys exactly, in order).
+fn compare(name: &str, expected: &HostValue, actual: &HostValue, case: &Case) -> Result<(), String> {
+    match (expected, actual) {
+        (HostValue::Tensor(expected), HostValue::Tensor(actual)) => {
+            whittle_metrics::assert_close(name, expected, actual, case.rtol, case.atol).map_err(|err| err.to_string())
+        }
+        (HostValue::Sequence(expected), HostValue::Sequence(actual)) => {
+            if expected.len() != actual.len() {
+                return Err(format!("{name}: expected a sequence of {} items, got {}", expected.len(), actual.len()));
+            }
+            expected
+                .iter()
+                .zip(actual)
+                .enumerate()
+                .try_for_each(|(index, (e, a))| compare(&format!("{name}[{index}]"), e, a, case))
+        }
+        (HostValue::Map(expected), HostValue::Map(actual)) => {
+            if expected.keys != actual.keys {
+                return Err(format!("{name}: expected map keys {:?}, got {:?}", expected.keys, actual.keys));
+            }
+            expected
+                .values
+                .iter()
+                .zip(&actual.values)
+                .enumerate()
+                .try_for_each(|(index, (e, a))| compare(&format!("{name}{{{index}}}"), e, a, case))
+        }
+        (expected, actual) => Err(format!("{name}: expected a {}, got a {}", expected.kind_name(), actual.kind_name())),
+    }
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

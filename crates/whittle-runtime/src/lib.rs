@@ -10,8 +10,10 @@
 //! CPU backend); tensors carry no backend type, so one implementation of each op serves every device.
 
 mod broadcast;
+mod control;
 mod device;
 mod error;
+mod host;
 mod int_input;
 pub mod ops;
 mod plan;

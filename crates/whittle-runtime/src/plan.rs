@@ -6,14 +6,21 @@
 //! lets burn update a buffer in place when nothing else holds it; earlier reads clone it (an `Arc`
 //! clone, no data copy). Graph outputs are never moved, and a node output nothing reads gets no slot
 //! and is dropped when the node returns.
+//!
+//! Subgraphs (If branches, Loop and Scan bodies) are planned the same way, once, into [`Body`]s
+//! with slots of their own, and held by their node's op. The outer values a subgraph reads are
+//! extra inputs of the node holding it, so they follow the same rule: kept alive until that node has
+//! run, moved into it when it is their last reader.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
 
 use burn_tensor::Device;
-use whittle_ir::{canonical_domain, DataType, DimValue, Model, Shape, TypeKind};
+use whittle_ir::{canonical_domain, AttrValue, DataType, DimValue, Graph, Model, Shape, Tensor, Type, TypeKind};
 
 use crate::error::{Result, RuntimeError};
-use crate::ops::{NodeContext, Op};
+use crate::ops::{HostOp, NodeContext, Op, Subgraphs};
 use crate::value::{burn_dtype, Value, MAX_RANK};
 
 /// How a step reads one input slot.
@@ -25,12 +32,29 @@ pub(crate) enum Read {
     Move(usize),
 }
 
+/// What evaluates a step: a tensor op, or a host op for values burn cannot hold.
+#[derive(Debug)]
+pub(crate) enum Kernel {
+    Tensor(Op),
+    Host(HostOp),
+}
+
+impl Kernel {
+    pub fn op_type(&self) -> &str {
+        match self {
+            Kernel::Tensor(op) => op.op_type(),
+            Kernel::Host(op) => op.op_type(),
+        }
+    }
+}
+
 /// One node to evaluate.
 #[derive(Debug)]
 pub(crate) struct Step {
     pub label: String,
-    pub op: Op,
-    /// One entry per node input; `None` for an omitted optional input.
+    pub kernel: Kernel,
+    /// One entry per node input, then one per outer value its subgraphs read (see
+    /// [`crate::ops::Subgraphs`]); `None` for an omitted optional input.
     pub inputs: Vec<Option<Read>>,
     /// One entry per node output; `None` where the output is omitted or nothing reads it.
     pub outputs: Vec<Option<usize>>,
@@ -49,11 +73,10 @@ pub(crate) struct InputSpec {
     pub shape: Option<Shape>,
 }
 
-/// Everything `Session::run` needs, computed once.
+/// The steps of one graph (the main graph or a subgraph) over its own slots.
 #[derive(Debug)]
-pub(crate) struct Plan {
+pub(crate) struct GraphPlan {
     pub steps: Vec<Step>,
-    pub inputs: Vec<InputSpec>,
     /// Initializers uploaded to the device, with their slots.
     pub constants: Vec<(usize, Value)>,
     /// Graph outputs and their slots.
@@ -61,43 +84,67 @@ pub(crate) struct Plan {
     pub slot_count: usize,
 }
 
+/// Everything `Session::run` needs, computed once.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub graph: GraphPlan,
+    pub inputs: Vec<InputSpec>,
+}
+
+/// A subgraph planned once at `Session::new` and run by its control-flow op, once per branch taken
+/// or per iteration. Its slots are its own: a run fills them from the constants, from the outer
+/// values the holding node captured, and from the formal inputs the op passes.
+#[derive(Debug)]
+pub(crate) struct Body {
+    /// The attribute holding it (`then_branch`, `body`, ...), for messages.
+    pub name: String,
+    pub graph: GraphPlan,
+    /// The slots of the subgraph's formal inputs, in declaration order.
+    pub inputs: Vec<usize>,
+    /// `(index among the holding node's captured values, slot)` for each outer value it reads.
+    pub captures: Vec<(usize, usize)>,
+    /// The declared types of its outputs (Loop and Scan need element types of empty scan outputs).
+    pub output_types: Vec<Option<Type>>,
+    /// The device its values live on, for the values the op makes itself (iteration counters).
+    pub device: Device,
+}
+
+/// A shared handle on a planned [`Body`]; ops hold it. Two handles are equal when they are the same
+/// planned subgraph (the plans themselves hold device tensors, which have no equality).
+#[derive(Clone)]
+pub(crate) struct Subgraph(Arc<Body>);
+
+impl Subgraph {
+    pub fn body(&self) -> &Body {
+        &self.0
+    }
+}
+
+impl PartialEq for Subgraph {
+    fn eq(&self, other: &Subgraph) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for Subgraph {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Subgraph({}, {} steps)", self.0.name, self.0.graph.steps.len())
+    }
+}
+
+type ConstantLookup<'a> = dyn Fn(&str) -> Option<&'a Tensor> + 'a;
+
 impl Plan {
     pub fn new(model: &Model, device: &Device) -> Result<Plan> {
         let graph = &model.graph;
+        // Validates subgraphs too, with the outer values they may read.
         graph.validate()?;
-        let mut slots: HashMap<String, usize> = HashMap::new();
-        let mut slot_of = |name: &str| -> usize {
-            let next = slots.len();
-            *slots.entry(name.to_string()).or_insert(next)
-        };
-
         // Initializers listed among the inputs may be overridden by a feed (ONNX IR 4 and later), so
         // only the others are constants that ops may read at plan time.
         let declared_input = |name: &str| graph.inputs.iter().any(|input| input.name == name);
         let constant = |name: &str| graph.initializer(name).filter(|_| !declared_input(name));
-
-        let order = graph.topological_order()?;
-        let mut steps = Vec::with_capacity(order.len());
-        for &index in &order {
-            let node = &graph.nodes[index];
-            let domain = canonical_domain(&node.domain);
-            let opset = model.opset_version(&node.domain);
-            let unsupported = || RuntimeError::UnsupportedOp {
-                node: node.label(),
-                op: node.op_type.clone(),
-                domain: domain.to_string(),
-                opset: opset.map_or_else(|| "not imported".to_string(), |opset| opset.to_string()),
-            };
-            let Some(opset) = opset else { return Err(unsupported()) };
-            let op = Op::parse(&NodeContext { node, opset, constant: &constant })?;
-            if matches!(op, Op::Opaque { .. }) {
-                return Err(unsupported());
-            }
-            let inputs = node.inputs.iter().map(|name| (!name.is_empty()).then(|| Read::Clone(slot_of(name)))).collect();
-            let outputs = node.outputs.iter().map(|name| (!name.is_empty()).then(|| slot_of(name))).collect();
-            let required_results = node.outputs.iter().rposition(|name| !name.is_empty()).map_or(0, |last| last + 1);
-            steps.push(Step { label: node.label(), op, inputs, outputs, required_results });
-        }
+        let mut planner = Planner::new(model, device, graph);
+        planner.plan_nodes(&constant)?;
 
         // Inputs are checked after the ops, so that a model with an op this runtime lacks is reported
         // as such rather than by the first input type that op would have needed.
@@ -135,24 +182,167 @@ impl Plan {
                     });
                 }
             }
-            inputs.push(InputSpec { name: input.name.clone(), slot: slot_of(&input.name), dtype, shape });
+            inputs.push(InputSpec { name: input.name.clone(), slot: planner.slot_of(&input.name), dtype, shape });
         }
-
-        // Weights are uploaded only once every node has parsed, so that an unsupported op is reported
-        // before the (possibly large) upload.
-        let mut constants = Vec::new();
-        for tensor in &graph.initializers {
-            let value = Value::from_ir(tensor, device)
-                .map_err(|err| RuntimeError::UnsupportedInitializer { tensor: tensor.name.clone(), reason: err.reason })?;
-            constants.push((slot_of(&tensor.name), value));
-        }
-
-        let outputs: Vec<(String, usize)> =
-            graph.outputs.iter().map(|output| (output.name.clone(), slot_of(&output.name))).collect();
-        let slot_count = slots.len();
-        mark_last_uses(&mut steps, &outputs, slot_count);
-        Ok(Plan { steps, inputs, constants, outputs, slot_count })
+        Ok(Plan { graph: planner.finish()?, inputs })
     }
+}
+
+/// Plans one graph: slots by name, steps in topological order, and which slots hold host values.
+struct Planner<'a> {
+    model: &'a Model,
+    device: &'a Device,
+    graph: &'a Graph,
+    slots: HashMap<String, usize>,
+    /// Slots that a host op fills with a value burn cannot hold.
+    host: HashSet<usize>,
+    steps: Vec<Step>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(model: &'a Model, device: &'a Device, graph: &'a Graph) -> Planner<'a> {
+        Planner { model, device, graph, slots: HashMap::new(), host: HashSet::new(), steps: Vec::new() }
+    }
+
+    fn slot_of(&mut self, name: &str) -> usize {
+        let next = self.slots.len();
+        *self.slots.entry(name.to_string()).or_insert(next)
+    }
+
+    fn plan_nodes(&mut self, constant: &ConstantLookup<'a>) -> Result<()> {
+        let graph = self.graph;
+        for index in graph.topological_order()? {
+            let node = &graph.nodes[index];
+            let domain = canonical_domain(&node.domain);
+            let opset = self.model.opset_version(&node.domain);
+            let unsupported = || RuntimeError::UnsupportedOp {
+                node: node.label(),
+                op: node.op_type.clone(),
+                domain: domain.to_string(),
+                opset: opset.map_or_else(|| "not imported".to_string(), |opset| opset.to_string()),
+            };
+            let Some(opset) = opset else { return Err(unsupported()) };
+
+            // Subgraphs are planned before their node parses, so that the op holds them; an op this
+            // runtime lacks is reported as itself, not by an op inside its subgraphs.
+            let captured: Vec<String> =
+                node.subgraphs().flat_map(Graph::free_values).collect::<BTreeSet<_>>().into_iter().collect();
+            let mut subgraphs = Subgraphs { bodies: Vec::new(), captured: captured.len() };
+            if node.subgraphs().next().is_some() {
+                if !Op::implements(domain, &node.op_type) {
+                    return Err(unsupported());
+                }
+                for name in &captured {
+                    if self.slots.get(name).is_some_and(|slot| self.host.contains(slot)) {
+                        return Err(RuntimeError::Node {
+                            node: node.label(),
+                            op: node.op_type.clone(),
+                            reason: format!("a subgraph reads '{name}', a non-tensor value, which subgraphs cannot take"),
+                        });
+                    }
+                }
+                for attribute in &node.attributes {
+                    if let AttrValue::Graph(subgraph) = &attribute.value {
+                        let body = plan_body(self.model, self.device, &attribute.name, subgraph, &captured, constant)?;
+                        subgraphs.bodies.push((attribute.name.clone(), Subgraph(Arc::new(body))));
+                    }
+                }
+            }
+
+            // A closure, so that the lookup's lifetime can shorten to this context's.
+            let context = NodeContext { node, opset, constant: &|name| constant(name), subgraphs: &subgraphs };
+            let kernel = match HostOp::parse(&context) {
+                Some(host) => Kernel::Host(host?),
+                None => match Op::parse(&context)? {
+                    Op::Opaque { .. } => return Err(unsupported()),
+                    op => Kernel::Tensor(op),
+                },
+            };
+            let names = node.inputs.iter().chain(&captured);
+            let inputs: Vec<Option<Read>> =
+                names.map(|name| (!name.is_empty()).then(|| Read::Clone(self.slot_of(name)))).collect();
+            if matches!(kernel, Kernel::Tensor(_)) {
+                let host_input = node.inputs.iter().zip(&inputs).find_map(|(name, read)| match read {
+                    Some(Read::Clone(slot)) if self.host.contains(slot) => Some(name),
+                    _ => None,
+                });
+                if let Some(name) = host_input {
+                    return Err(RuntimeError::Node {
+                        node: node.label(),
+                        op: node.op_type.clone(),
+                        reason: format!(
+                            "input '{name}' is a non-tensor value (strings, sequence or map), which this op cannot take"
+                        ),
+                    });
+                }
+            }
+            let outputs: Vec<Option<usize>> =
+                node.outputs.iter().map(|name| (!name.is_empty()).then(|| self.slot_of(name))).collect();
+            if let Kernel::Host(host) = &kernel {
+                for (index, slot) in outputs.iter().enumerate() {
+                    if let Some(slot) = slot.filter(|_| host.host_output(index)) {
+                        self.host.insert(slot);
+                    }
+                }
+            }
+            let required_results = node.outputs.iter().rposition(|name| !name.is_empty()).map_or(0, |last| last + 1);
+            self.steps.push(Step { label: node.label(), kernel, inputs, outputs, required_results });
+        }
+        Ok(())
+    }
+
+    /// Uploads the initializers, resolves the outputs and marks last uses.
+    fn finish(mut self) -> Result<GraphPlan> {
+        // Weights are uploaded only once every node has parsed, so that an unsupported op is reported
+        // before the (possibly large) upload. (A subgraph's own initializers, usually a few scalars,
+        // are uploaded when its node is planned.)
+        let mut constants = Vec::new();
+        for tensor in &self.graph.initializers {
+            let value = Value::from_ir(tensor, self.device)
+                .map_err(|err| RuntimeError::UnsupportedInitializer { tensor: tensor.name.clone(), reason: err.reason })?;
+            constants.push((self.slot_of(&tensor.name), value));
+        }
+        let outputs: Vec<(String, usize)> =
+            self.graph.outputs.iter().map(|output| (output.name.clone(), self.slot_of(&output.name))).collect();
+        let slot_count = self.slots.len();
+        mark_last_uses(&mut self.steps, &outputs, slot_count);
+        Ok(GraphPlan { steps: self.steps, constants, outputs, slot_count })
+    }
+}
+
+/// Plans subgraph `graph` (attribute `name`) of a node whose subgraphs read the outer values
+/// `captured`; `outer` looks up the constants of the enclosing graphs.
+fn plan_body<'a>(
+    model: &'a Model,
+    device: &'a Device,
+    name: &str,
+    graph: &'a Graph,
+    captured: &[String],
+    outer: &ConstantLookup<'a>,
+) -> Result<Body> {
+    let mut planner = Planner::new(model, device, graph);
+    // Formal inputs first: their slots are what the op fills on each run.
+    let inputs: Vec<usize> = graph.inputs.iter().map(|input| planner.slot_of(&input.name)).collect();
+    let free = graph.free_values();
+    let captures: Vec<(usize, usize)> = captured
+        .iter()
+        .enumerate()
+        .filter(|(_, value)| free.contains(*value))
+        .map(|(index, value)| (index, planner.slot_of(value)))
+        .collect();
+    let own = |value: &str| graph.initializer(value).filter(|_| !graph.inputs.iter().any(|input| input.name == value));
+    let constant = |value: &str| own(value).or_else(|| if free.contains(value) { outer(value) } else { None });
+    planner.plan_nodes(&constant)?;
+    if let Some(output) =
+        graph.outputs.iter().find(|output| planner.slots.get(&output.name).is_some_and(|slot| planner.host.contains(slot)))
+    {
+        return Err(RuntimeError::BadValue {
+            value: output.name.clone(),
+            reason: format!("subgraph {name} returns a non-tensor value, which control flow cannot carry"),
+        });
+    }
+    let output_types = graph.outputs.iter().map(|output| output.ty.clone()).collect();
+    Ok(Body { name: name.to_string(), graph: planner.finish()?, inputs, captures, output_types, device: device.clone() })
 }
 
 /// Turns the last read of each slot into a move, and drops outputs that nothing reads.
@@ -218,15 +408,16 @@ mod tests {
         };
         let plan = Plan::new(&Model::new(graph, 10, 18), &Device::flex()).unwrap();
         let x = plan.inputs[0].slot;
-        let reads: Vec<Vec<Option<Read>>> = plan.steps.iter().map(|step| step.inputs.clone()).collect();
+        let plan_steps = &plan.graph.steps;
+        let reads: Vec<Vec<Option<Read>>> = plan_steps.iter().map(|step| step.inputs.clone()).collect();
         // x is read by r (not last) and t (last); y is read twice by a, the second read moves it.
         assert_eq!(reads[0], vec![Some(Read::Clone(x))]);
         let Some(Read::Clone(y)) = reads[1][0] else { panic!("first read of y should clone: {reads:?}") };
         assert_eq!(reads[1][1], Some(Read::Move(y)));
         assert!(matches!(reads[2][0], Some(Read::Move(_))));
         assert_eq!(reads[3], vec![Some(Read::Move(x))]);
-        assert_eq!(plan.steps[3].outputs, vec![None]);
-        assert!(plan.steps[2].outputs[0].is_some());
+        assert_eq!(plan_steps[3].outputs, vec![None]);
+        assert!(plan_steps[2].outputs[0].is_some());
     }
 
     #[test]
@@ -246,7 +437,47 @@ mod tests {
             ..Graph::default()
         };
         let plan = Plan::new(&Model::new(graph, 10, 18), &Device::flex()).unwrap();
-        let crate::ops::Op::Reshape(reshape) = &plan.steps[0].op else { panic!("expected Reshape") };
+        let Kernel::Tensor(crate::ops::Op::Reshape(reshape)) = &plan.graph.steps[0].kernel else { panic!("expected Reshape") };
         assert_eq!(reshape.shape, None);
+    }
+
+    #[test]
+    fn outer_values_read_by_subgraphs_are_inputs_of_the_holding_node() {
+        // z = If(c) { x + x } else { x }; x's only reader is the If, through its branches, so the If
+        // step takes it as an extra input and moves it; a later reader would make that a clone.
+        let branch = |name: &str, nodes: Vec<Node>, out: &str| Graph {
+            name: name.into(),
+            nodes,
+            outputs: vec![f32_input(out, &[2])],
+            ..Graph::default()
+        };
+        let mut node = Node::new("if", "If", &["c"], &["z"]);
+        node.attributes = vec![
+            whittle_ir::Attribute::new(
+                "then_branch",
+                AttrValue::Graph(Box::new(branch("then", vec![Node::new("add", "Add", &["x", "x"], &["t"])], "t"))),
+            ),
+            whittle_ir::Attribute::new("else_branch", AttrValue::Graph(Box::new(branch("else", vec![], "x")))),
+        ];
+        let build = |later_reader: bool| {
+            let mut nodes = vec![node.clone()];
+            let mut outputs = vec![f32_input("z", &[2])];
+            if later_reader {
+                nodes.push(Node::new("relu", "Relu", &["x"], &["r"]));
+                outputs.push(f32_input("r", &[2]));
+            }
+            let inputs =
+                vec![ValueInfo::new("c", Some(Type::tensor(DataType::Bool, Some(Shape::known(&[]))))), f32_input("x", &[2])];
+            let graph = Graph { name: "g".into(), nodes, inputs, outputs, ..Graph::default() };
+            Plan::new(&Model::new(graph, 10, 18), &Device::flex()).unwrap()
+        };
+        let plan = build(false);
+        let x = plan.inputs[1].slot;
+        assert_eq!(plan.graph.steps[0].inputs[1], Some(Read::Move(x)));
+        let plan = build(true);
+        assert_eq!(plan.graph.steps[0].inputs[1], Some(Read::Clone(plan.inputs[1].slot)));
+        let Kernel::Tensor(Op::If(op)) = &plan.graph.steps[0].kernel else { panic!("an If step") };
+        // The else branch returns the captured value itself.
+        assert_eq!(op.else_branch.body().captures.len(), 1);
     }
 }

@@ -3,12 +3,13 @@
 use std::collections::BTreeMap;
 
 use burn_tensor::Device;
-use whittle_ir::{DimValue, Model, Shape, Tensor};
+use whittle_ir::{DimValue, HostValue, Model, Shape, Tensor};
 
 use crate::device::RuntimeOptions;
 use crate::error::{Result, RuntimeError};
-use crate::ops::Inputs;
-use crate::plan::{fixed_dim_accepts, InputSpec, Plan, Read};
+use crate::host::{Entry, HostInputs};
+use crate::ops::{fail, Inputs, OpError};
+use crate::plan::{fixed_dim_accepts, Body, GraphPlan, InputSpec, Kernel, Plan, Read};
 use crate::value::Value;
 
 /// A model planned for one device, ready to run any number of times.
@@ -44,56 +45,54 @@ impl Session {
 
     /// The names of the outputs a run returns, in declaration order.
     pub fn output_names(&self) -> impl Iterator<Item = &str> {
-        self.plan.outputs.iter().map(|(name, _)| name.as_str())
+        self.plan.graph.outputs.iter().map(|(name, _)| name.as_str())
     }
 
     /// Runs the model on `feeds` (one tensor per input, by name) and returns the graph outputs in
     /// declaration order. Each feed is checked against its input's declared dtype and shape first.
+    /// An output that is not a tensor (a sequence or a map, as ZipMap makes) is an error here;
+    /// [`Session::run_values`] returns it.
     pub fn run(&self, feeds: Vec<(String, Tensor)>) -> Result<Vec<(String, Tensor)>> {
-        let mut slots: Vec<Option<Value>> = vec![None; self.plan.slot_count];
-        for (slot, value) in &self.plan.constants {
-            slots[*slot] = Some(value.clone());
+        self.run_values(feeds)?
+            .into_iter()
+            .map(|(name, value)| match value {
+                HostValue::Tensor(tensor) => Ok((name, tensor)),
+                other => Err(RuntimeError::BadValue {
+                    value: name,
+                    reason: format!("output is a {}, not a tensor: Session::run_values returns it", other.kind_name()),
+                }),
+            })
+            .collect()
+    }
+
+    /// Like [`Session::run`], with outputs of any kind: tensors (string tensors included), and the
+    /// sequences and maps that classic-ML ops produce.
+    pub fn run_values(&self, feeds: Vec<(String, Tensor)>) -> Result<Vec<(String, HostValue)>> {
+        let graph = &self.plan.graph;
+        let mut slots: Vec<Option<Entry>> = vec![None; graph.slot_count];
+        for (slot, value) in &graph.constants {
+            slots[*slot] = Some(Entry::Tensor(value.clone()));
         }
         for (input, tensor) in self.check_feeds(feeds)? {
             let value = Value::from_ir(&tensor, &self.device)
                 .map_err(|err| RuntimeError::BadValue { value: input.name.clone(), reason: err.reason })?;
-            slots[input.slot] = Some(value);
+            slots[input.slot] = Some(Entry::Tensor(value));
         }
-
-        for step in &self.plan.steps {
-            let inputs = step
-                .inputs
-                .iter()
-                .map(|read| match *read {
-                    None => None,
-                    Some(Read::Clone(slot)) => slots[slot].clone(),
-                    Some(Read::Move(slot)) => slots[slot].take(),
-                })
-                .collect();
-            let node_error =
-                |reason: String| RuntimeError::Node { node: step.label.clone(), op: step.op.op_type().to_string(), reason };
-            let results = step.op.eval(Inputs::new(inputs).on(self.device.clone())).map_err(|err| node_error(err.reason))?;
-            if results.len() < step.required_results {
-                return Err(node_error(format!("produced {} outputs, the node names {}", results.len(), step.required_results)));
-            }
-            for (slot, value) in step.outputs.iter().zip(results) {
-                if let Some(slot) = slot {
-                    slots[*slot] = Some(value);
-                }
-            }
-        }
-
-        self.plan
+        execute(graph, &mut slots, &self.device)?;
+        graph
             .outputs
             .iter()
             .map(|(name, slot)| {
-                let value = slots[*slot].as_ref().ok_or_else(|| RuntimeError::BadValue {
-                    value: name.clone(),
-                    reason: "graph output was not computed".into(),
-                })?;
-                let tensor =
-                    value.to_ir(name).map_err(|err| RuntimeError::BadValue { value: name.clone(), reason: err.reason })?;
-                Ok((name.clone(), tensor))
+                let bad = |reason: String| RuntimeError::BadValue { value: name.clone(), reason };
+                let value = match &slots[*slot] {
+                    None => return Err(bad("graph output was not computed".into())),
+                    Some(Entry::Tensor(value)) => HostValue::Tensor(value.to_ir(name).map_err(|err| bad(err.reason))?),
+                    Some(Entry::Host(HostValue::Tensor(tensor))) => {
+                        HostValue::Tensor(Tensor { name: name.clone(), ..tensor.clone() })
+                    }
+                    Some(Entry::Host(host)) => host.clone(),
+                };
+                Ok((name.clone(), value))
             })
             .collect()
     }
@@ -158,6 +157,83 @@ impl Session {
             checked.push((input, tensor));
         }
         Ok(checked)
+    }
+}
+
+/// Evaluates the steps of `graph` on `slots`, which hold its constants and inputs; ops that make
+/// values from nothing (Constant) make them on `device`.
+fn execute(graph: &GraphPlan, slots: &mut [Option<Entry>], device: &Device) -> Result<()> {
+    for step in &graph.steps {
+        let node_error =
+            |reason: String| RuntimeError::Node { node: step.label.clone(), op: step.kernel.op_type().to_string(), reason };
+        let entries: Vec<Option<Entry>> = step
+            .inputs
+            .iter()
+            .map(|read| match *read {
+                None => None,
+                Some(Read::Clone(slot)) => slots[slot].clone(),
+                Some(Read::Move(slot)) => slots[slot].take(),
+            })
+            .collect();
+        let results: Vec<Entry> = match &step.kernel {
+            Kernel::Tensor(op) => {
+                // The planner rejects host values as inputs of tensor ops, so every entry is a tensor.
+                let values = entries
+                    .into_iter()
+                    .map(|entry| match entry {
+                        Some(Entry::Host(host)) => Err(node_error(format!("got a {} input", host.kind_name()))),
+                        Some(Entry::Tensor(value)) => Ok(Some(value)),
+                        None => Ok(None),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                op.eval(Inputs::new(values).on(device.clone()))
+                    .map_err(|err| node_error(err.reason))?
+                    .into_iter()
+                    .map(Entry::Tensor)
+                    .collect()
+            }
+            Kernel::Host(op) => op.eval(HostInputs::new(entries)).map_err(|err| node_error(err.reason))?,
+        };
+        if results.len() < step.required_results {
+            return Err(node_error(format!("produced {} outputs, the node names {}", results.len(), step.required_results)));
+        }
+        for (slot, value) in step.outputs.iter().zip(results) {
+            if let Some(slot) = slot {
+                slots[*slot] = Some(value);
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Body {
+    /// Runs the subgraph once: `captured` are the outer values its holding node captured (all of
+    /// them, in the node's order), `inputs` its formal inputs in order. Returns its outputs.
+    pub(crate) fn run(&self, captured: &[Value], inputs: Vec<Value>) -> std::result::Result<Vec<Value>, OpError> {
+        if inputs.len() != self.inputs.len() {
+            fail!("subgraph {} takes {} inputs, got {}", self.name, self.inputs.len(), inputs.len());
+        }
+        let mut slots: Vec<Option<Entry>> = vec![None; self.graph.slot_count];
+        for (slot, value) in &self.graph.constants {
+            slots[*slot] = Some(Entry::Tensor(value.clone()));
+        }
+        for &(index, slot) in &self.captures {
+            let Some(value) = captured.get(index) else { fail!("subgraph {} lacks captured value {index}", self.name) };
+            slots[slot] = Some(Entry::Tensor(value.clone()));
+        }
+        for (&slot, value) in self.inputs.iter().zip(inputs) {
+            slots[slot] = Some(Entry::Tensor(value));
+        }
+        execute(&self.graph, &mut slots, &self.device).map_err(|err| OpError::new(format!("in {}: {err}", self.name)))?;
+        self.graph
+            .outputs
+            .iter()
+            .map(|(name, slot)| match &slots[*slot] {
+                Some(Entry::Tensor(value)) => Ok(value.clone()),
+                Some(other) => fail!("subgraph {} output '{name}' is a {}, not a tensor", self.name, other.kind_name()),
+                None => fail!("subgraph {} output '{name}' was not computed", self.name),
+            })
+            .collect()
     }
 }
 

@@ -14,7 +14,9 @@ use std::ops::RangeInclusive;
 use whittle_ir::{canonical_domain, AttrValue, Node, DEFAULT_DOMAIN};
 
 use crate::error::RuntimeError;
+use crate::host::{Entry, HostInputs};
 pub use crate::int_input::IntsInput;
+pub(crate) use crate::plan::Subgraph;
 pub use crate::reduce::{ArgReduction, Reduction};
 pub use crate::spatial::{AutoPad, Window};
 use crate::value::Value;
@@ -100,9 +102,15 @@ macro_rules! ops {
             }
 
             /// Parses `node` of a model that imports its domain at `opset`, for code outside a
-            /// session (graph passes): shape-like inputs are left to run time.
+            /// session (graph passes): shape-like inputs are left to run time, and control-flow
+            /// ops, whose bodies are planned by a session, are errors.
             pub fn from_node(node: &Node, opset: i64) -> Result<Op, RuntimeError> {
-                Op::parse(&NodeContext { node, opset, constant: &|_| None })
+                Op::parse(&NodeContext { node, opset, constant: &|_| None, subgraphs: &Subgraphs::default() })
+            }
+
+            /// Whether this runtime implements `op_type` of `domain` (canonical) as a tensor op.
+            pub(crate) fn implements(domain: &str, op_type: &str) -> bool {
+                $((domain == <$module::$name as Operator>::DOMAIN && op_type == <$module::$name as Operator>::OP_TYPE) ||)* false
             }
 
             /// The canonical domain of the op.
@@ -175,6 +183,7 @@ ops! {
     hard_sigmoid::HardSigmoid,
     hard_swish::HardSwish,
     identity::Identity,
+    r#if::If,
     instance_normalization::InstanceNormalization,
     layer_normalization::LayerNormalization,
     leaky_relu::LeakyRelu,
@@ -182,6 +191,7 @@ ops! {
     less_or_equal::LessOrEqual,
     log::Log,
     log_softmax::LogSoftmax,
+    r#loop::Loop,
     lp_pool::LpPool,
     lrn::Lrn,
     mat_mul::MatMul,
@@ -193,6 +203,7 @@ ops! {
     modulo::Mod,
     mul::Mul,
     neg::Neg,
+    normalizer::Normalizer,
     not::Not,
     or::Or,
     p_relu::PRelu,
@@ -217,6 +228,7 @@ ops! {
     reshape::Reshape,
     resize::Resize,
     round::Round,
+    scan::Scan,
     selu::Selu,
     shape::Shape,
     sigmoid::Sigmoid,
@@ -242,20 +254,107 @@ ops! {
     xor::Xor,
 }
 
+/// An op that reads or produces values burn cannot hold (string tensors, sequences, maps): it is
+/// evaluated on [`Entry`]s instead of [`Value`]s. The classic-ML ops that end scikit-learn models
+/// (string class labels, ZipMap's `seq(map)`) are the ones that need it.
+pub(crate) trait HostOperator: Sized {
+    const OP_TYPE: &'static str;
+    const DOMAIN: &'static str = DEFAULT_DOMAIN;
+    const OPSETS: RangeInclusive<i64>;
+    const ATTRIBUTES: &'static [&'static str];
+
+    fn parse(node: &NodeContext<'_>) -> Result<Self, OpError>;
+
+    /// Whether output `index` is a host value rather than a tensor, known at plan time so that the
+    /// planner can reject a tensor op reading it before anything runs.
+    fn host_output(&self, index: usize) -> bool;
+
+    fn eval(&self, inputs: HostInputs) -> Result<Vec<Entry>, OpError>;
+}
+
+macro_rules! host_ops {
+    ($($module:ident :: $name:ident,)*) => {
+        $(pub mod $module;)*
+
+        /// A node's host operator (see [`HostOperator`]) with its parsed attributes.
+        #[derive(Debug, Clone, PartialEq)]
+        #[non_exhaustive]
+        pub enum HostOp {
+            $($name($module::$name),)*
+        }
+
+        impl HostOp {
+            /// Parses `node` when its op is a host op; `None` for every other op.
+            pub(crate) fn parse(context: &NodeContext<'_>) -> Option<Result<HostOp, RuntimeError>> {
+                let node = context.node;
+                let domain = canonical_domain(&node.domain);
+                $(if domain == <$module::$name as HostOperator>::DOMAIN && node.op_type == <$module::$name as HostOperator>::OP_TYPE {
+                    return Some(parse_checked::<$module::$name>(
+                        context,
+                        <$module::$name as HostOperator>::OPSETS,
+                        <$module::$name as HostOperator>::ATTRIBUTES,
+                        <$module::$name as HostOperator>::parse,
+                    ).map(HostOp::$name));
+                })*
+                None
+            }
+
+            pub fn domain(&self) -> &str {
+                match self {
+                    $(HostOp::$name(_) => <$module::$name as HostOperator>::DOMAIN,)*
+                }
+            }
+
+            pub fn op_type(&self) -> &str {
+                match self {
+                    $(HostOp::$name(_) => <$module::$name as HostOperator>::OP_TYPE,)*
+                }
+            }
+
+            pub(crate) fn host_output(&self, index: usize) -> bool {
+                match self {
+                    $(HostOp::$name(op) => op.host_output(index),)*
+                }
+            }
+
+            pub(crate) fn eval(&self, inputs: HostInputs) -> Result<Vec<Entry>, OpError> {
+                match self {
+                    $(HostOp::$name(op) => op.eval(inputs),)*
+                }
+            }
+        }
+    };
+}
+
+host_ops! {
+    linear_classifier::LinearClassifier,
+    zip_map::ZipMap,
+}
+
 fn parse_op<T: Operator>(context: &NodeContext<'_>) -> Result<T, RuntimeError> {
+    parse_checked(context, T::OPSETS, T::ATTRIBUTES, T::parse)
+}
+
+/// Checks the opset and attribute names, then parses with `parse`.
+fn parse_checked<T>(
+    context: &NodeContext<'_>,
+    opsets: RangeInclusive<i64>,
+    attributes: &[&str],
+    parse: fn(&NodeContext<'_>) -> Result<T, OpError>,
+) -> Result<T, RuntimeError> {
     let node = context.node;
-    if !T::OPSETS.contains(&context.opset) {
+    if !opsets.contains(&context.opset) {
         return Err(RuntimeError::UnsupportedOpset {
             node: node.label(),
             op: node.op_type.clone(),
             opset: context.opset,
-            supported: format!("{}..={}", T::OPSETS.start(), T::OPSETS.end()),
+            supported: format!("{}..={}", opsets.start(), opsets.end()),
         });
     }
-    if let Some(unknown) = node.attributes.iter().find(|attribute| !T::ATTRIBUTES.contains(&attribute.name.as_str())) {
-        return Err(OpError::attribute(&unknown.name, format!("{} defines no such attribute", T::OP_TYPE)).at(node));
+    if let Some(unknown) = node.attributes.iter().find(|attribute| !attributes.contains(&attribute.name.as_str())) {
+        return Err(OpError::attribute(&unknown.name, format!("{} defines no such attribute", node.op_type)).at(node));
     }
-    T::parse(context).map_err(|err| err.at(node))
+    parse(context).map_err(|err| err.at(node))
 }
 
 /// A node being planned: its attributes, its opset, and the initializers it reads.
@@ -264,6 +363,58 @@ pub(crate) struct NodeContext<'a> {
     pub opset: i64,
     /// Looks up an initializer that feeds cannot override; `None` for computed values.
     pub constant: &'a dyn Fn(&str) -> Option<&'a whittle_ir::Tensor>,
+    /// The node's graph attributes, already planned (empty for nodes without subgraphs).
+    pub subgraphs: &'a Subgraphs,
+}
+
+/// The planned graph attributes of a node (If branches, Loop and Scan bodies).
+///
+/// The outer values the subgraphs read (the union of their free names, sorted) are appended to the
+/// node's inputs, so that the executor hands them to the op like any other input and the memory plan
+/// keeps them alive until the node has run: at run time, inputs `explicit..explicit + captured`
+/// are those values, where `explicit` is the number of inputs the node names.
+#[derive(Debug, Default)]
+pub(crate) struct Subgraphs {
+    pub bodies: Vec<(String, Subgraph)>,
+    pub captured: usize,
+}
+
+impl NodeContext<'_> {
+    /// The planned GRAPH attribute `name`.
+    pub fn subgraph(&self, name: &str) -> Result<Subgraph, OpError> {
+        match self.subgraphs.bodies.iter().find(|(attribute, _)| attribute == name) {
+            Some((_, body)) => Ok(body.clone()),
+            None => match self.value(name) {
+                None => Err(OpError::attribute(name, "is required")),
+                Some(AttrValue::Graph(_)) => Err(OpError::attribute(name, "subgraphs can only be planned inside a session")),
+                Some(other) => Err(OpError::attribute(name, format!("expected GRAPH, found {}", other.type_name()))),
+            },
+        }
+    }
+
+    /// A FLOATS attribute, or `None` when absent.
+    pub fn floats(&self, name: &str) -> Result<Option<Vec<f32>>, OpError> {
+        match self.value(name) {
+            None => Ok(None),
+            Some(AttrValue::Floats(values)) => Ok(Some(values.clone())),
+            Some(other) => Err(OpError::attribute(name, format!("expected FLOATS, found {}", other.type_name()))),
+        }
+    }
+
+    /// A STRINGS attribute as UTF-8, or `None` when absent.
+    pub fn strings(&self, name: &str) -> Result<Option<Vec<String>>, OpError> {
+        match self.value(name) {
+            None => Ok(None),
+            Some(AttrValue::Strings(values)) => values
+                .iter()
+                .map(|bytes| {
+                    String::from_utf8(bytes.clone()).map_err(|_| OpError::attribute(name, format!("is not UTF-8: {bytes:?}")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(other) => Err(OpError::attribute(name, format!("expected STRINGS, found {}", other.type_name()))),
+        }
+    }
 }
 
 impl NodeContext<'_> {
@@ -398,6 +549,12 @@ impl Inputs {
         self.values.get_mut(index).and_then(Option::take)
     }
 
+    /// The `count` outer values a control-flow node's subgraphs read, appended after its `explicit`
+    /// inputs (see [`Subgraphs`]).
+    pub fn take_captured(&mut self, explicit: usize, count: usize) -> Result<Vec<Value>, OpError> {
+        (explicit..explicit + count).map(|index| self.take(index)).collect()
+    }
+
     /// Every input, for variadic ops, whose inputs are all required.
     pub fn take_all(&mut self) -> Result<Vec<Value>, OpError> {
         (0..self.values.len()).map(|index| self.take(index)).collect()
@@ -488,7 +645,7 @@ pub(crate) mod test_support {
         let named: Vec<(String, whittle_ir::Tensor)> =
             constants.iter().map(|(index, tensor)| (node.inputs[*index].clone(), tensor.clone())).collect();
         let lookup = |name: &str| named.iter().find(|(n, _)| n == name).map(|(_, t)| t);
-        Op::parse(&NodeContext { node, opset, constant: &lookup })
+        Op::parse(&NodeContext { node, opset, constant: &lookup, subgraphs: &Default::default() })
     }
 
     /// Parses and runs `node` on `inputs`; panics on errors, which tests compare by message.
@@ -505,6 +662,51 @@ pub(crate) mod test_support {
     pub fn try_run_optional(node: &Node, opset: i64, inputs: Vec<Option<Value>>) -> Result<Vec<Value>, String> {
         let op = parse(node, opset, &[]).map_err(|err| err.to_string())?;
         op.eval(Inputs::new(inputs).on(device())).map_err(|err| err.reason)
+    }
+
+    /// A value declaration of a tensor type; `dims` `None` for an undeclared shape.
+    pub fn info(name: &str, dtype: DataType, dims: Option<&[i64]>) -> whittle_ir::ValueInfo {
+        let shape = dims.map(whittle_ir::Shape::known);
+        whittle_ir::ValueInfo::new(name, Some(whittle_ir::Type::tensor(dtype, shape)))
+    }
+
+    /// A graph of `nodes` with `inputs` and `outputs`, for subgraph and session tests.
+    pub fn graph(
+        name: &str,
+        nodes: Vec<Node>,
+        inputs: Vec<whittle_ir::ValueInfo>,
+        outputs: Vec<whittle_ir::ValueInfo>,
+    ) -> whittle_ir::Graph {
+        whittle_ir::Graph { name: name.into(), nodes, inputs, outputs, ..whittle_ir::Graph::default() }
+    }
+
+    /// A node with a GRAPH attribute per `(name, graph)`.
+    pub fn with_subgraphs(mut node: Node, subgraphs: Vec<(&str, whittle_ir::Graph)>) -> Node {
+        for (name, graph) in subgraphs {
+            node.attributes.push(Attribute::new(name, AttrValue::Graph(Box::new(graph))));
+        }
+        node
+    }
+
+    /// Plans `graph` (ai.onnx at `opset`) in a session on the default backend.
+    pub fn session(graph: whittle_ir::Graph, opset: i64) -> Result<crate::Session, RuntimeError> {
+        crate::Session::new(&whittle_ir::Model::new(graph, 10, opset), &crate::RuntimeOptions::default())
+    }
+
+    pub fn bool_tensor(name: &str, dims: Vec<i64>, values: &[bool]) -> whittle_ir::Tensor {
+        whittle_ir::Tensor::from_bytes(name, DataType::Bool, dims, values.iter().map(|&v| u8::from(v)).collect()).unwrap()
+    }
+
+    pub fn f32_tensor(name: &str, dims: Vec<i64>, values: &[f32]) -> whittle_ir::Tensor {
+        whittle_ir::Tensor::from_f32(name, dims, values).unwrap()
+    }
+
+    /// Parses and runs host-op `node` on tensor `inputs`.
+    pub fn try_run_host(node: &Node, opset: i64, inputs: Vec<Value>) -> Result<Vec<crate::host::Entry>, String> {
+        let context = NodeContext { node, opset, constant: &|_| None, subgraphs: &Default::default() };
+        let op = super::HostOp::parse(&context).expect("a host op").map_err(|err| err.to_string())?;
+        let entries = inputs.into_iter().map(|value| Some(crate::host::Entry::Tensor(value))).collect();
+        op.eval(crate::host::HostInputs::new(entries)).map_err(|err| err.reason)
     }
 
     /// Asserts that `value` is f32 of `dims` and within 1e-5 (absolute and relative) of `expected`.

@@ -121,3 +121,64 @@ fn digits_cnn_eval_accuracy_equals_onnxruntime() {
 fn transformer_tiny_eval_accuracy_equals_onnxruntime() {
     check_eval_accuracy("transformer_tiny");
 }
+
+#[test]
+fn iris_logreg_matches_onnxruntime() {
+    // LinearClassifier (SOFTMAX) then Normalizer (L1): labels exactly, probabilities within tolerance.
+    check_against_onnxruntime("iris_logreg");
+}
+
+#[test]
+fn iris_logreg_eval_accuracy_equals_onnxruntime() {
+    let folder = fixture("iris_logreg");
+    let meta: serde_json::Value =
+        serde_json::from_reader(File::open(folder.join("meta.json")).expect("meta.json")).expect("meta.json parses");
+    let recorded = meta["accuracy"]["onnxruntime_eval"].as_f64().expect("accuracy.onnxruntime_eval");
+    let model = load_model("iris_logreg");
+    let inputs = read_npz(&folder.join("eval.npz"), "input");
+    let labels = read_labels(&folder.join("eval_labels.npy"));
+    let outputs = session(&model).run(vec![("input".into(), inputs)]).expect("eval split runs");
+    let predicted: Vec<f32> = f32_values(&outputs[0].1);
+    let correct = predicted.iter().zip(&labels).filter(|(&p, &label)| p as i64 == label).count();
+    let accuracy = correct as f64 / labels.len() as f64;
+    assert!((accuracy - recorded).abs() < 1e-6, "accuracy {accuracy:.6} ({correct}/{}), ONNX Runtime {recorded}", labels.len());
+}
+
+#[test]
+fn iris_logreg_zipmap_probabilities_match_onnxruntime_as_maps() {
+    use whittle_ir::{HostValue, MapKeys};
+    // The fixture casts the label with Cast, an op of another module of this crate; the label is
+    // already int64, so the test plans the graph without it to check ZipMap on its own here.
+    let mut model = load_model("iris_logreg_zipmap");
+    model.graph.nodes.retain(|node| node.op_type != "Cast");
+    for node in &mut model.graph.nodes {
+        for output in &mut node.outputs {
+            if output == "label" {
+                *output = "output_label".into();
+            }
+        }
+    }
+    let data = fixture("iris_logreg_zipmap").join("test_data_set_0");
+    let input = whittle_onnx::load_tensor(&data.join("input_0.pb")).expect("input_0.pb loads");
+    let session = session(&model);
+    let outputs = session.run_values(vec![(input.name.clone(), input.clone())]).expect("fixture runs");
+    let HostValue::Tensor(label) = &outputs[0].1 else { panic!("label is a tensor") };
+    assert_eq!(label, &whittle_onnx::load_tensor(&data.join("output_0.pb")).unwrap());
+    let expected = whittle_onnx::load_sequence(&data.join("output_1.pb")).expect("output_1.pb loads");
+    let HostValue::Sequence(actual) = &outputs[1].1 else { panic!("probabilities are a sequence") };
+    assert_eq!(actual.len(), expected.len());
+    for (row, (a, e)) in actual.iter().zip(&expected).enumerate() {
+        let (HostValue::Map(a), HostValue::Map(e)) = (a, e) else { panic!("row {row} is a map") };
+        assert_eq!(a.keys, MapKeys::Int64(vec![0, 1, 2]));
+        assert_eq!(a.keys, e.keys);
+        for (a, e) in a.values.iter().zip(&e.values) {
+            let (HostValue::Tensor(a), HostValue::Tensor(e)) = (a, e) else { panic!("map values are tensors") };
+            assert_eq!(a.dims, e.dims);
+            let (a, e) = (f64::from(f32_values(a)[0]), f64::from(f32_values(e)[0]));
+            assert!((a - e).abs() <= RELATIVE * e.abs() + ABSOLUTE, "row {row}: {a} vs ORT {e}");
+        }
+    }
+    // The tensor API refuses the sequence output and says where to get it.
+    let err = session.run(vec![(input.name.clone(), input)]).unwrap_err().to_string();
+    assert!(err.contains("run_values"), "{err}");
+}
