@@ -233,9 +233,7 @@ impl Value {
 
     /// Wraps a float tensor produced by an op; `dtype` is the ONNX dtype it holds.
     pub fn from_float<const D: usize>(tensor: Tensor<D, Float>, dtype: DataType) -> Result<Value, OpError> {
-        let shape = tensor.dims().to_vec();
-        check_rank(D)?;
-        Ok(Value { tensor: tensor.into_bridge(), dtype, shape })
+        Value::from_typed(tensor, dtype)
     }
 
     /// A float value of `dtype` holding `values` in `shape`, for small constants computed on the
@@ -255,16 +253,12 @@ impl Value {
 
     /// Wraps an integer tensor produced by an op.
     pub fn from_int<const D: usize>(tensor: Tensor<D, Int>, dtype: DataType) -> Result<Value, OpError> {
-        let shape = tensor.dims().to_vec();
-        check_rank(D)?;
-        Ok(Value { tensor: retag(tensor).into_bridge(), dtype, shape })
+        Value::from_typed(tensor, dtype)
     }
 
     /// Wraps a bool tensor produced by an op (ONNX dtype bool).
     pub fn from_bool<const D: usize>(tensor: Tensor<D, Bool>) -> Result<Value, OpError> {
-        let shape = tensor.dims().to_vec();
-        check_rank(D)?;
-        Ok(Value { tensor: retag(tensor).into_bridge(), dtype: DataType::Bool, shape })
+        Value::from_typed(tensor, DataType::Bool)
     }
 
     /// The tensor as a tensor of kind `K` (float, int or bool) and burn rank `D`.
@@ -281,7 +275,8 @@ impl Value {
         }
         let shape = tensor.dims().to_vec();
         check_rank(D)?;
-        Ok(Value { tensor: tensor.into_bridge(), dtype, shape })
+        // Every op result passes here, so the re-tag covers all kinds and constructors at once.
+        Ok(Value { tensor: retag(tensor).into_bridge(), dtype, shape })
     }
 
     /// An int64 value of `shape` holding `values`, made on the host (shapes, sizes, indices).
