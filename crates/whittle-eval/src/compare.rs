@@ -122,8 +122,8 @@ pub fn compare(
             let reference_outputs = reference_session.run(named.clone()).map_err(runtime_error(reference))?;
             let candidate_outputs = candidate_session.run(named).map_err(runtime_error(candidate))?;
             for ((reference_name, candidate_name), accumulator) in pairs.iter().zip(&mut accumulators) {
-                let reference_tensor = output(&reference_outputs, reference_name);
-                let candidate_tensor = output(&candidate_outputs, candidate_name);
+                let reference_tensor = output(&reference_outputs, reference_name)?;
+                let candidate_tensor = output(&candidate_outputs, candidate_name)?;
                 accumulator.add(reference_tensor, candidate_tensor)?;
             }
             if let Some(labels) = &labels {
@@ -205,9 +205,14 @@ fn named_feed(feed: &Feed) -> Vec<(String, Tensor)> {
     feed.tensors.iter().map(|tensor| (tensor.name.clone(), tensor.clone())).collect()
 }
 
-fn output<'a>(outputs: &'a [(String, Tensor)], name: &str) -> &'a Tensor {
-    // Pairs are built from the sessions' own output names, which every run returns.
-    &outputs.iter().find(|(output, _)| output == name).unwrap_or(&outputs[0]).1
+/// The output called `name` of one run. Pairs are built from the sessions' own output names, which
+/// every run returns, so a miss is a runtime bug; it is reported rather than papered over.
+fn output<'a>(outputs: &'a [(String, Tensor)], name: &str) -> Result<&'a Tensor> {
+    outputs
+        .iter()
+        .find(|(output, _)| output == name)
+        .map(|(_, tensor)| tensor)
+        .ok_or_else(|| EvalError::Mismatch { reason: format!("a run returned no output '{name}'") })
 }
 
 /// Output name pairs (reference, candidate): by name when both have the same names, else by position.
