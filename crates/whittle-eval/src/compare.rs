@@ -189,7 +189,7 @@ pub fn compare(
     with_threads(options.threads, work)?
 }
 
-fn runtime_error(path: &Path) -> impl Fn(whittle_runtime::RuntimeError) -> EvalError + '_ {
+pub(crate) fn runtime_error(path: &Path) -> impl Fn(whittle_runtime::RuntimeError) -> EvalError + '_ {
     move |source| EvalError::Runtime { path: path.to_path_buf(), error: Box::new(source) }
 }
 
@@ -201,7 +201,7 @@ fn ratio(numerator: f64, denominator: f64) -> f64 {
     }
 }
 
-fn named_feed(feed: &Feed) -> Vec<(String, Tensor)> {
+pub(crate) fn named_feed(feed: &Feed) -> Vec<(String, Tensor)> {
     feed.tensors.iter().map(|tensor| (tensor.name.clone(), tensor.clone())).collect()
 }
 
