@@ -128,7 +128,9 @@ fn inspect_rejects_corrupt_input_with_one_line() {
     assert!(message.contains("is a directory"), "{message}");
 
     let missing = dir.path().join("missing.onnx");
-    assert_clean_failure(&whittle(&["inspect", missing.to_str().unwrap()]), &missing);
+    let message = assert_clean_failure(&whittle(&["inspect", missing.to_str().unwrap()]), &missing);
+    // The OS error once, not repeated by the error chain.
+    assert_eq!(message.matches("No such file").count(), 1, "{message}");
 }
 
 #[test]
