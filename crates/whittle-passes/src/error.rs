@@ -23,6 +23,10 @@ pub enum PassError {
     Eval(Box<whittle_eval::EvalError>),
     #[error(transparent)]
     Onnx(#[from] whittle_onnx::OnnxError),
+    #[error(transparent)]
+    Data(#[from] whittle_data::DataError),
+    #[error("{reason}")]
+    Options { reason: String },
 }
 
 pub type Result<T, E = PassError> = std::result::Result<T, E>;

@@ -18,6 +18,7 @@ pub mod opset;
 mod pass;
 pub mod passes;
 mod patch;
+pub mod quantize;
 pub mod rules;
 mod since_versions;
 mod tolerance;

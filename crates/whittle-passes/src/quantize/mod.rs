@@ -1,0 +1,527 @@
+//! Quantization as whittle ships it: `quantize` loads a model, fuses it, calibrates activations on
+//! the user's data in whittle's runtime, rewrites it (QDQ), measures the result against the
+//! original on evaluation data (fidelity per output, SQNR per quantized layer, accuracy with
+//! labels, size and latency), holds it to the user's budget by keeping the most sensitive layers
+//! in float, and writes it only when the budget holds (or when forced).
+
+mod qdq;
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use whittle_data::{Batching, Feed};
+use whittle_eval::{calibrate, CalibrationOptions, Latency, LatencyOptions};
+use whittle_ir::{Model, Tensor, ValueInfo};
+use whittle_metrics::{accuracy, Fidelity, FidelityAccumulator};
+use whittle_onnx::SaveOptions;
+use whittle_runtime::{RuntimeOptions, Session};
+
+pub use whittle_quant::{CalibrationMethod, QuantType};
+
+pub use qdq::{find_layers, insert_qdq, Kept, Layer, QdqOptions, QuantizedLayer, QUANTIZABLE};
+
+use crate::error::{PassError, Result};
+use crate::filter::NodeFilter;
+use crate::fuse::{optimize, FuseOptions};
+
+/// What `quantize` produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// QDQ pairs with activation ranges calibrated on data.
+    Int8Static,
+}
+
+impl Mode {
+    pub const NAMES: &'static [&'static str] = &["int8-static"];
+
+    pub fn from_name(name: &str) -> Result<Mode> {
+        match name {
+            "int8-static" => Ok(Mode::Int8Static),
+            _ => Err(PassError::Options { reason: format!("unknown mode '{name}' (modes: {})", Mode::NAMES.join(", ")) }),
+        }
+    }
+}
+
+/// The budget a quantized model must meet.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Budget {
+    /// Lowest mean cosine similarity of every output to the original's.
+    pub min_cosine: Option<f64>,
+    /// Most accuracy lost, in percentage points (needs labels).
+    pub max_accuracy_drop: Option<f64>,
+}
+
+/// How `quantize` runs.
+#[derive(Debug, Clone)]
+pub struct QuantizeOptions {
+    pub mode: Mode,
+    pub qdq: QdqOptions,
+    pub method: CalibrationMethod,
+    pub calib_data: PathBuf,
+    /// Data the result is measured on; the calibration data when `None`.
+    pub eval_data: Option<PathBuf>,
+    pub labels: Option<PathBuf>,
+    /// Node names and op types kept in float.
+    pub exclude: Vec<String>,
+    pub budget: Budget,
+    /// Write the model even when the budget does not hold.
+    pub force: bool,
+    pub batching: Batching,
+    pub runtime: RuntimeOptions,
+    pub threads: Option<usize>,
+    /// Timed runs of each model on the first evaluation feed; `None` skips latency.
+    pub latency: Option<LatencyOptions>,
+}
+
+impl QuantizeOptions {
+    pub fn new(mode: Mode, calib_data: PathBuf) -> QuantizeOptions {
+        QuantizeOptions {
+            mode,
+            qdq: QdqOptions::default(),
+            method: CalibrationMethod::MinMax,
+            calib_data,
+            eval_data: None,
+            labels: None,
+            exclude: Vec::new(),
+            budget: Budget { min_cosine: None, max_accuracy_drop: None },
+            force: false,
+            batching: Batching::default(),
+            runtime: RuntimeOptions::default(),
+            threads: None,
+            latency: Some(LatencyOptions { warmup: 2, budget: whittle_eval::Budget::Iterations(10) }),
+        }
+    }
+}
+
+/// One side of the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Side {
+    pub file_bytes: u64,
+    pub nodes: usize,
+    pub latency: Option<Latency>,
+    pub accuracy: Option<f64>,
+}
+
+/// A quantized layer with the error of its output against the float model's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerReport {
+    #[serde(flatten)]
+    pub layer: QuantizedLayer,
+    pub output: String,
+    pub sqnr_db: Option<f64>,
+    pub mean_cosine_similarity: f64,
+}
+
+/// Everything `quantize` did and measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QuantizeReport {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    pub mode: Mode,
+    pub qdq: QdqOptions,
+    pub method: CalibrationMethod,
+    pub calibration_samples: usize,
+    pub eval_samples: usize,
+    pub before: Side,
+    pub after: Side,
+    /// Per model output, quantized against original on the evaluation data.
+    pub outputs: Vec<Fidelity>,
+    pub layers: Vec<LayerReport>,
+    /// Quantizable nodes left in float, and why (excluded, kept for the budget, not quantizable).
+    pub kept: Vec<Kept>,
+    pub budget: Budget,
+    pub budget_met: bool,
+    /// Why the budget failed, when it did.
+    pub budget_detail: Option<String>,
+    pub written: bool,
+    /// What a reader should know about the numbers (e.g. why INT8 is not faster here).
+    pub notes: Vec<String>,
+}
+
+/// Quantizes `input` into `output`; see the module documentation. Returns the report whether or
+/// not the model was written (`written`); errors are for what could not be done at all.
+pub fn quantize(input: &Path, output: &Path, options: &QuantizeOptions) -> Result<QuantizeReport> {
+    whittle_onnx::check_not_input(input, output)?;
+    let loaded = whittle_onnx::load(input)?;
+    let before_bytes = whittle_eval::model_file_bytes(input, &loaded)?;
+    let original = loaded.model;
+    check_exclude(&original, &options.exclude)?;
+    if options.budget.max_accuracy_drop.is_some() && options.labels.is_none() {
+        return Err(PassError::Options { reason: "--max-accuracy-drop needs --labels".into() });
+    }
+    // Fusion first: BatchNormalization folded into Conv weights is quantized once, not twice.
+    let mut fused = original.clone();
+    optimize(&mut fused, &FuseOptions { latency: None, runtime: options.runtime.clone(), ..FuseOptions::default() })?;
+    let filter = NodeFilter { include: Vec::new(), exclude: options.exclude.clone() };
+    let (layers, mut kept) = find_layers(&fused, &filter);
+
+    let inputs: Vec<ValueInfo> = original.graph.feed_inputs().cloned().collect();
+    let calib = whittle_data::load_feeds(&options.calib_data, &inputs, options.batching)?;
+    let eval = match &options.eval_data {
+        Some(path) => whittle_data::load_feeds(path, &inputs, options.batching)?,
+        None => calib.clone(),
+    };
+    let labels = options.labels.as_deref().map(whittle_data::read_labels).transpose()?;
+    let mut tensors: Vec<String> = layers.iter().map(|layer| layer.input.clone()).collect();
+    tensors.sort();
+    tensors.dedup();
+    let calibration = calibrate(
+        &fused,
+        input,
+        &calib,
+        &tensors,
+        &CalibrationOptions { runtime: options.runtime.clone(), method: options.method, threads: options.threads },
+    )?;
+    let ranges: BTreeMap<String, (f32, f32)> =
+        calibration.ranges.iter().map(|range| (range.tensor.clone(), (range.min, range.max))).collect();
+
+    // Candidates are measured against the fused float model, whose layer outputs they share (the
+    // original's may have other names); the fused model is within fuse's tolerance of the original,
+    // and the accuracy before is the original's own.
+    let context = Evaluation::new(&fused, input, &eval, &layers, options)?;
+    let reference_accuracy = match labels.as_deref() {
+        Some(labels) => Some(Evaluation::new(&original, input, &eval, &[], options)?.reference_accuracy(labels)?),
+        None => None,
+    };
+    // Keep the most sensitive layers in float, one more at a time, until the budget holds.
+    let mut float_layers: Vec<String> = Vec::new();
+    let (quantized, measured, detail) = loop {
+        let chosen: Vec<Layer> = layers.iter().filter(|layer| !float_layers.contains(&layer.node)).cloned().collect();
+        let mut model = fused.clone();
+        let report = insert_qdq(&mut model, &chosen, &ranges, &options.qdq)?;
+        let measured = context.measure(&model, output, &report, &chosen, labels.as_deref())?;
+        let detail = budget_failure(&options.budget, &measured, reference_accuracy);
+        let most_sensitive = measured
+            .layers
+            .iter()
+            .filter(|layer| !float_layers.contains(&layer.layer.node))
+            .min_by(|a, b| a.sqnr_db.unwrap_or(f64::INFINITY).total_cmp(&b.sqnr_db.unwrap_or(f64::INFINITY)))
+            .map(|layer| layer.layer.node.clone());
+        match (detail, most_sensitive) {
+            (Some(_), Some(node)) => float_layers.push(node),
+            (detail, _) => break (model, measured, detail),
+        }
+    };
+    for node in &float_layers {
+        let op_type = layers.iter().find(|layer| &layer.node == node).map(|layer| layer.op_type.clone()).unwrap_or_default();
+        kept.push(Kept { node: node.clone(), op_type, reason: "kept in float to meet the budget (lowest SQNR)".into() });
+    }
+
+    // Quantizing nothing is not a result to pass off as one.
+    let detail = detail.or_else(|| {
+        (measured.layers.is_empty()).then(|| {
+            if layers.is_empty() {
+                format!("no layer can be quantized: the model has no {} node with a constant weight", QUANTIZABLE.join(", "))
+            } else {
+                "the budget holds only with every layer in float".to_string()
+            }
+        })
+    });
+    let budget_met = detail.is_none();
+    let written = budget_met || options.force;
+    let after_bytes = if written {
+        let saved = whittle_onnx::save(&quantized, output, &SaveOptions::default())?;
+        saved.model_bytes + saved.external_data.as_ref().map_or(0, |(_, bytes)| *bytes)
+    } else {
+        whittle_onnx::to_bytes(&quantized)?.len() as u64
+    };
+    let latency = |model: &Model, path: &Path| context.latency(model, path);
+    let (latency_before, latency_after) = (latency(&original, input)?, latency(&quantized, output)?);
+    let mut notes = Vec::new();
+    if let (Some(before), Some(after)) = (&latency_before, &latency_after) {
+        if after.p50_ms >= before.p50_ms {
+            notes.push(format!(
+                "INT8 is not faster than fp32 in whittle's runtime here (p50 {:.3} ms vs {:.3} ms): the runtime executes \
+                 QDQ as written (dequantize, then the float op); integer kernels for the QDQ patterns are not built yet. \
+                 ONNX Runtime fuses these pairs into its integer kernels.",
+                after.p50_ms, before.p50_ms
+            ));
+        }
+    }
+    Ok(QuantizeReport {
+        input: input.to_path_buf(),
+        output: output.to_path_buf(),
+        mode: options.mode,
+        qdq: options.qdq,
+        method: options.method,
+        calibration_samples: calibration.samples,
+        eval_samples: context.samples,
+        before: Side {
+            file_bytes: before_bytes,
+            nodes: original.graph.nodes.len(),
+            latency: latency_before,
+            accuracy: reference_accuracy,
+        },
+        after: Side {
+            file_bytes: after_bytes,
+            nodes: quantized.graph.nodes.len(),
+            latency: latency_after,
+            accuracy: measured.accuracy,
+        },
+        outputs: measured.outputs,
+        layers: measured.layers,
+        kept,
+        budget: options.budget,
+        budget_met,
+        budget_detail: detail,
+        written,
+        notes,
+    })
+}
+
+/// Every `--exclude` entry must name a node or an op type of the model.
+fn check_exclude(model: &Model, exclude: &[String]) -> Result<()> {
+    for entry in exclude {
+        if !model.graph.nodes.iter().any(|node| &node.name == entry || &node.op_type == entry) {
+            return Err(PassError::Options { reason: format!("--exclude '{entry}' names no node and no op type of the model") });
+        }
+    }
+    Ok(())
+}
+
+fn budget_failure(budget: &Budget, measured: &Measured, reference_accuracy: Option<f64>) -> Option<String> {
+    if let Some(min) = budget.min_cosine {
+        if let Some(worst) = measured.outputs.iter().find(|fidelity| fidelity.mean_cosine_similarity < min) {
+            return Some(format!(
+                "output '{}': mean cosine similarity {:.6} is below --min-cosine {min}",
+                worst.output, worst.mean_cosine_similarity
+            ));
+        }
+    }
+    if let (Some(max_drop), Some(before), Some(after)) = (budget.max_accuracy_drop, reference_accuracy, measured.accuracy) {
+        let drop = (before - after) * 100.0;
+        if drop > max_drop {
+            return Some(format!("accuracy dropped {drop:.2} points, more than --max-accuracy-drop {max_drop}"));
+        }
+    }
+    None
+}
+
+/// What one candidate scored.
+struct Measured {
+    outputs: Vec<Fidelity>,
+    layers: Vec<LayerReport>,
+    accuracy: Option<f64>,
+}
+
+/// The original model's outputs and layer outputs on the evaluation feeds, run once, against which
+/// every candidate is measured.
+struct Evaluation<'a> {
+    feeds: Vec<Vec<(String, Tensor)>>,
+    reference: Vec<Vec<(String, Tensor)>>,
+    outputs: Vec<String>,
+    samples: usize,
+    options: &'a QuantizeOptions,
+}
+
+impl<'a> Evaluation<'a> {
+    fn new(
+        original: &Model,
+        path: &Path,
+        feeds: &[Feed],
+        layers: &[Layer],
+        options: &'a QuantizeOptions,
+    ) -> Result<Evaluation<'a>> {
+        let outputs: Vec<String> = original.graph.outputs.iter().map(|output| output.name.clone()).collect();
+        let observed = with_layer_outputs(original, layers);
+        let session = Session::new(&observed, &options.runtime).map_err(runtime_error(path))?;
+        let feeds: Vec<Vec<(String, Tensor)>> =
+            feeds.iter().map(|feed| feed.tensors.iter().map(|tensor| (tensor.name.clone(), tensor.clone())).collect()).collect();
+        let samples =
+            feeds.iter().map(|feed| feed.first().and_then(|(_, t)| t.dims.first()).map_or(1, |&n| n.max(0) as usize)).sum();
+        let run = || feeds.iter().map(|feed| session.run(feed.clone()).map_err(runtime_error(path))).collect::<Result<Vec<_>>>();
+        let reference = whittle_eval::with_threads(options.threads, run)??;
+        Ok(Evaluation { feeds, reference, outputs, samples, options })
+    }
+
+    fn reference_accuracy(&self, labels: &[i64]) -> Result<f64> {
+        self.accuracy(&self.reference, labels)
+    }
+
+    /// Accuracy of the first model output over all feeds.
+    fn accuracy(&self, runs: &[Vec<(String, Tensor)>], labels: &[i64]) -> Result<f64> {
+        let name = &self.outputs[0];
+        let scores: Vec<&Tensor> = runs.iter().filter_map(|run| find(run, name)).collect();
+        let mut correct = 0.0;
+        let mut offset = 0;
+        for tensor in scores {
+            let rows = tensor.dims.first().map_or(1, |&n| n.max(0) as usize);
+            let slice = labels.get(offset..offset + rows).ok_or_else(|| PassError::Options {
+                reason: format!("the labels hold {} entries, fewer than the {} evaluation samples", labels.len(), self.samples),
+            })?;
+            correct += accuracy(name, tensor, slice).map_err(|err| PassError::Options { reason: err.to_string() })? * rows as f64;
+            offset += rows;
+        }
+        if offset != labels.len() {
+            return Err(PassError::Options {
+                reason: format!("the labels hold {} entries for {} evaluation samples", labels.len(), offset),
+            });
+        }
+        Ok(if offset == 0 { 0.0 } else { correct / offset as f64 })
+    }
+
+    fn measure(
+        &self,
+        candidate: &Model,
+        path: &Path,
+        quantized: &[QuantizedLayer],
+        layers: &[Layer],
+        labels: Option<&[i64]>,
+    ) -> Result<Measured> {
+        let observed = with_layer_outputs(candidate, layers);
+        let session = Session::new(&observed, &self.options.runtime).map_err(runtime_error(path))?;
+        let run =
+            || self.feeds.iter().map(|feed| session.run(feed.clone()).map_err(runtime_error(path))).collect::<Result<Vec<_>>>();
+        let runs = whittle_eval::with_threads(self.options.threads, run)??;
+        let fidelity = |name: &str| -> Result<Fidelity> {
+            let mut accumulator = FidelityAccumulator::new(name);
+            for (reference, candidate) in self.reference.iter().zip(&runs) {
+                if let (Some(want), Some(got)) = (find(reference, name), find(candidate, name)) {
+                    accumulator.add(want, got).map_err(|err| PassError::Options { reason: err.to_string() })?;
+                }
+            }
+            Ok(accumulator.finish())
+        };
+        let outputs = self.outputs.iter().map(|name| fidelity(name)).collect::<Result<Vec<_>>>()?;
+        let layers = quantized
+            .iter()
+            .zip(layers)
+            .map(|(quantized, layer)| {
+                let fidelity = fidelity(&layer.output)?;
+                Ok(LayerReport {
+                    layer: quantized.clone(),
+                    output: layer.output.clone(),
+                    sqnr_db: fidelity.sqnr_db,
+                    mean_cosine_similarity: fidelity.mean_cosine_similarity,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let accuracy = labels.map(|labels| self.accuracy(&runs, labels)).transpose()?;
+        Ok(Measured { outputs, layers, accuracy })
+    }
+
+    fn latency(&self, model: &Model, path: &Path) -> Result<Option<Latency>> {
+        let (Some(latency), Some(feed)) = (&self.options.latency, self.feeds.first()) else { return Ok(None) };
+        let session = Session::new(model, &self.options.runtime).map_err(runtime_error(path))?;
+        let work = || whittle_eval::measure(&session, feed, latency).map_err(runtime_error(path));
+        Ok(Some(whittle_eval::with_threads(self.options.threads, work)??))
+    }
+}
+
+/// `model` with every layer's output added as a graph output, so one run gives all of them.
+fn with_layer_outputs(model: &Model, layers: &[Layer]) -> Model {
+    let mut observed = model.clone();
+    for layer in layers {
+        let present = observed.graph.outputs.iter().any(|output| output.name == layer.output);
+        let produced = observed.graph.nodes.iter().any(|node| node.outputs.contains(&layer.output));
+        if !present && produced {
+            observed.graph.outputs.push(ValueInfo::new(layer.output.clone(), None));
+        }
+    }
+    observed
+}
+
+fn find<'t>(run: &'t [(String, Tensor)], name: &str) -> Option<&'t Tensor> {
+    run.iter().find(|(output, _)| output == name).map(|(_, tensor)| tensor)
+}
+
+fn runtime_error(path: &Path) -> impl Fn(whittle_runtime::RuntimeError) -> PassError + '_ {
+    move |error| PassError::Runtime { path: path.to_path_buf(), error: Box::new(error) }
+}
+
+impl QuantizeReport {
+    /// The report as Markdown tables: before/after, outputs, layers, what stayed in float.
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::new();
+        let verdict = match (&self.budget_detail, self.written) {
+            (None, _) => format!("written to `{}`", self.output.display()),
+            (Some(detail), true) => format!("**budget not met** ({detail}); written anyway (--force)"),
+            (Some(detail), false) => format!("**budget not met** ({detail}); nothing written"),
+        };
+        let _ = writeln!(out, "# whittle quantize: `{}`\n\n{verdict}\n", self.input.display());
+        let _ = writeln!(
+            out,
+            "mode {}, weights {} {} {}, activations {} {}, calibration {} on {} samples, measured on {} samples\n",
+            serde_json::to_value(self.mode).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+            self.qdq.weight_type.name(),
+            if self.qdq.weight_symmetric { "symmetric" } else { "asymmetric" },
+            if self.qdq.per_channel { "per channel" } else { "per tensor" },
+            self.qdq.activation_type.name(),
+            if self.qdq.activation_symmetric { "symmetric" } else { "asymmetric" },
+            method_name(self.method),
+            self.calibration_samples,
+            self.eval_samples,
+        );
+        let _ = writeln!(out, "| | before | after |\n| --- | ---: | ---: |");
+        let _ = writeln!(
+            out,
+            "| size | {} | {} |",
+            whittle_eval::human_bytes(self.before.file_bytes),
+            whittle_eval::human_bytes(self.after.file_bytes)
+        );
+        let _ = writeln!(out, "| nodes | {} | {} |", self.before.nodes, self.after.nodes);
+        if let (Some(a), Some(b)) = (&self.before.latency, &self.after.latency) {
+            let _ = writeln!(out, "| latency p50 | {:.3} ms | {:.3} ms |", a.p50_ms, b.p50_ms);
+            let _ = writeln!(out, "| latency p90 | {:.3} ms | {:.3} ms |", a.p90_ms, b.p90_ms);
+        }
+        if let (Some(a), Some(b)) = (self.before.accuracy, self.after.accuracy) {
+            let _ = writeln!(out, "| accuracy | {:.2}% | {:.2}% |", a * 100.0, b * 100.0);
+        }
+        let _ = writeln!(
+            out,
+            "\n| output | max abs error | mean cosine | top-1 agreement | SQNR |\n| --- | ---: | ---: | ---: | ---: |"
+        );
+        for fidelity in &self.outputs {
+            let top1 = fidelity.top1_agreement.map_or_else(|| "-".to_string(), |a| format!("{:.2}%", a * 100.0));
+            let _ = writeln!(
+                out,
+                "| `{}` | {:.3e} | {:.6} | {top1} | {} |",
+                fidelity.output,
+                fidelity.max_abs_error,
+                fidelity.mean_cosine_similarity,
+                db(fidelity.sqnr_db)
+            );
+        }
+        let _ = writeln!(out, "\n| quantized layer | op | input scale | zero point | weight scales | int32 bias | output SQNR | output cosine |\n| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |");
+        for layer in &self.layers {
+            let q = &layer.layer;
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {:.4e} | {} | {} | {} | {} | {:.6} |",
+                q.node,
+                q.op_type,
+                q.input_scale,
+                q.input_zero_point,
+                q.weight_scales,
+                if q.bias_quantized { "yes" } else { "no" },
+                db(layer.sqnr_db),
+                layer.mean_cosine_similarity
+            );
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "\nnote: {note}");
+        }
+        if !self.kept.is_empty() {
+            let _ = writeln!(out, "\n| kept in float | op | why |\n| --- | --- | --- |");
+            for kept in &self.kept {
+                let _ = writeln!(out, "| `{}` | {} | {} |", kept.node, kept.op_type, kept.reason);
+            }
+        }
+        out
+    }
+}
+
+fn db(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_string(), |db| format!("{db:.1} dB"))
+}
+
+fn method_name(method: CalibrationMethod) -> String {
+    match method {
+        CalibrationMethod::MinMax => "minmax".into(),
+        CalibrationMethod::Percentile(p) => format!("percentile:{p}"),
+        CalibrationMethod::Entropy => "entropy".into(),
+    }
+}
