@@ -171,7 +171,7 @@ pub fn quantize(args: &QuantizeArgs) -> anyhow::Result<QuantizeOptions> {
     if let Some(min) = args.min_cosine.filter(|min| !(-1.0..=1.0).contains(min)) {
         bail!("--min-cosine must be within [-1, 1], got {min}");
     }
-    if let Some(drop) = args.max_accuracy_drop.filter(|drop| !(*drop >= 0.0)) {
+    if let Some(drop) = args.max_accuracy_drop.filter(|drop| drop.is_nan() || *drop < 0.0) {
         bail!("--max-accuracy-drop must be 0 or more points, got {drop}");
     }
     options.eval_data = args.data.clone();

@@ -1,0 +1,131 @@
+//! `quantize` on the fixtures: accuracy within a point of fp32, the written model valid for
+//! onnx.checker and run by ONNX Runtime to the same outputs as whittle's runtime, and bad input
+//! refused with nothing written.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use whittle_data::Batching;
+use whittle_ir::Tensor;
+use whittle_passes::quantize::{quantize, Budget, CalibrationMethod, Mode, QuantizeOptions};
+use whittle_passes::PassError;
+use whittle_runtime::{RuntimeOptions, Session};
+
+use crate::workspace_root;
+
+fn fixture(name: &str) -> PathBuf {
+    workspace_root().join("fixtures").join(name)
+}
+
+fn quantize_options(dir: &Path) -> QuantizeOptions {
+    let mut options = QuantizeOptions::new(Mode::Int8Static, dir.join("calib.npz"));
+    options.eval_data = Some(dir.join("eval.npz"));
+    options.labels = Some(dir.join("eval_labels.npy"));
+    options.batching = Batching::Samples(128);
+    options.latency = None;
+    options
+}
+
+/// ORT's outputs of `model` on all of `data`, through `xtask/py/quantized_check.py`.
+fn onnx_runtime_outputs(model: &Path, data: &Path, out: &Path) -> Vec<Tensor> {
+    let python = std::env::var_os("WHITTLE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/venvs/interop/bin/python"));
+    assert!(python.exists(), "{} does not exist: run `cargo xtask setup` first (or set WHITTLE_PYTHON)", python.display());
+    let status = Command::new(&python)
+        .arg(workspace_root().join("xtask/py/quantized_check.py"))
+        .arg(model)
+        .arg(data)
+        .arg(out)
+        .output()
+        .expect("run quantized_check.py");
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    whittle_data::read_arrays(out).expect("ORT outputs")
+}
+
+#[test]
+fn int8_static_keeps_the_digits_models_within_a_point_and_runs_in_onnx_runtime() {
+    let out = tempfile::tempdir().unwrap();
+    for (name, method) in [("digits_mlp", CalibrationMethod::MinMax), ("digits_cnn", CalibrationMethod::Percentile(99.99))] {
+        let dir = fixture(name);
+        let written = out.path().join(format!("{name}.onnx"));
+        let mut options = quantize_options(&dir);
+        options.method = method;
+        let report = quantize(&dir.join("model.onnx"), &written, &options).unwrap();
+        assert!(report.written && report.budget_met, "{name}: {:?}", report.budget_detail);
+        let (before, after) = (report.before.accuracy.unwrap(), report.after.accuracy.unwrap());
+        assert!((before - after).abs() * 100.0 <= 1.0, "{name}: accuracy {before} -> {after}");
+        // Every Conv, Gemm and MatMul was quantized, and each layer's error was measured.
+        assert_eq!(report.layers.len(), 3, "{name}");
+        assert!(report.layers.iter().all(|layer| layer.sqnr_db.is_some_and(|db| db > 15.0)), "{name}: {:?}", report.layers);
+        assert!(report.after.file_bytes < report.before.file_bytes / 2, "{name}: int8 weights shrink the file");
+
+        // ONNX Runtime loads the model and computes what whittle's runtime computes from it.
+        let eval = dir.join("eval.npz");
+        let theirs = onnx_runtime_outputs(&written, &eval, &out.path().join(format!("{name}_ort.npz")));
+        let model = whittle_onnx::load(&written).unwrap().model;
+        let session = Session::new(&model, &RuntimeOptions::default()).unwrap();
+        let inputs = whittle_data::read_arrays(&eval).unwrap();
+        let ours = session.run(inputs.into_iter().map(|tensor| (tensor.name.clone(), tensor)).collect()).unwrap();
+        for (output, tensor) in &ours {
+            let reference = theirs.iter().find(|t| &t.name == output).expect("ORT output");
+            // Both dequantize the same integers; what differs is float summation order (and ORT's
+            // integer kernels where it fuses a pattern), far below one quantization step.
+            whittle_metrics::assert_close(output, reference, tensor, 1e-4, 1e-4).unwrap_or_else(|err| panic!("{name}: {err}"));
+        }
+    }
+}
+
+#[test]
+fn an_unreachable_budget_writes_nothing_unless_forced() {
+    let dir = fixture("digits_cnn");
+    let out = tempfile::tempdir().unwrap();
+    let written = out.path().join("q.onnx");
+    let mut options = quantize_options(&dir);
+    // No quantized layer can keep the logits this close: every layer ends up in float.
+    options.budget = Budget { min_cosine: Some(0.999_999_99), max_accuracy_drop: None };
+    let report = quantize(&dir.join("model.onnx"), &written, &options).unwrap();
+    assert!(!report.budget_met && !report.written && !written.exists());
+    assert_eq!(report.budget_detail.as_deref(), Some("the budget holds only with every layer in float"));
+    assert!(report.kept.iter().filter(|kept| kept.reason.starts_with("kept in float")).count() == 3, "{:?}", report.kept);
+    options.force = true;
+    assert!(quantize(&dir.join("model.onnx"), &written, &options).unwrap().written && written.exists());
+}
+
+#[test]
+fn models_without_quantizable_layers_and_bad_options_are_refused() {
+    let out = tempfile::tempdir().unwrap();
+    let written = out.path().join("q.onnx");
+    // The iris pipeline is ai.onnx.ml only: nothing to quantize is said, not passed off as done.
+    let dir = fixture("iris_logreg");
+    let mut options = quantize_options(&dir);
+    options.budget = Budget { min_cosine: None, max_accuracy_drop: None };
+    let report = quantize(&dir.join("model.onnx"), &written, &options).unwrap();
+    assert!(!report.written && !written.exists());
+    assert!(report.budget_detail.unwrap().starts_with("no layer can be quantized"));
+
+    let dir = fixture("digits_mlp");
+    let mut options = quantize_options(&dir);
+    options.exclude = vec!["NoSuchNode".into()];
+    let err = quantize(&dir.join("model.onnx"), &written, &options).unwrap_err();
+    assert_eq!(err.to_string(), "--exclude 'NoSuchNode' names no node and no op type of the model");
+    // Calibration data for another model: the error names the file and the input.
+    let mut options = quantize_options(&dir);
+    options.calib_data = fixture("digits_cnn").join("calib.npz");
+    let err = quantize(&dir.join("model.onnx"), &written, &options).unwrap_err();
+    assert!(matches!(err, PassError::Data(_)), "{err}");
+    assert!(err.to_string().contains("calib.npz") && err.to_string().contains("input"), "{err}");
+    assert!(!written.exists());
+}
+
+#[test]
+fn excluded_op_types_stay_float() {
+    let dir = fixture("digits_cnn");
+    let out = tempfile::tempdir().unwrap();
+    let mut options = quantize_options(&dir);
+    options.exclude = vec!["Gemm".into()];
+    let report = quantize(&dir.join("model.onnx"), &out.path().join("q.onnx"), &options).unwrap();
+    assert_eq!(report.layers.iter().map(|layer| layer.layer.op_type.as_str()).collect::<Vec<_>>(), ["Conv", "Conv"]);
+    assert_eq!(report.kept.len(), 1);
+    assert_eq!(report.kept[0].reason, "excluded");
+}
