@@ -105,12 +105,14 @@ pub struct QuantizeArgs {
     /// Where to write the quantized model.
     #[arg(short, long, value_name = "OUT")]
     pub output: PathBuf,
-    /// What to produce: int8-static (QuantizeLinear/DequantizeLinear pairs, activations calibrated).
+    /// What to produce: int8-static (QuantizeLinear/DequantizeLinear pairs, activations calibrated)
+    /// or int8-dynamic (weights ahead, activations at run time: MatMulInteger / ConvInteger).
     #[arg(long, value_name = "MODE")]
     pub mode: String,
-    /// Calibration inputs (.npz keyed by input name, or a folder), run through whittle's runtime.
+    /// Calibration inputs (.npz keyed by input name, or a folder), run through whittle's runtime;
+    /// int8-static needs them.
     #[arg(long, value_name = "DATA")]
-    pub calib_data: PathBuf,
+    pub calib_data: Option<PathBuf>,
     /// How activation ranges are chosen: minmax, percentile:<p> (e.g. percentile:99.99) or entropy.
     #[arg(long, default_value = "minmax", value_name = "METHOD")]
     pub calib_method: String,

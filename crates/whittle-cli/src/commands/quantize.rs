@@ -7,7 +7,7 @@ use crate::settings;
 
 pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
     let options = settings::quantize(args)?;
-    eprintln!("quantizing {} ({}), calibrating on {}", args.model.display(), args.mode, args.calib_data.display());
+    eprintln!("quantizing {} ({})", args.model.display(), args.mode);
     let report = whittle_passes::quantize::quantize(&args.model, &args.output, &options)?;
     if args.json {
         super::emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;

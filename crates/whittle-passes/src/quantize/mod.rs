@@ -4,6 +4,7 @@
 //! labels, size and latency), holds it to the user's budget by keeping the most sensitive layers
 //! in float, and writes it only when the budget holds (or when forced).
 
+mod dynamic;
 mod qdq;
 
 use std::collections::BTreeMap;
@@ -32,14 +33,18 @@ use crate::fuse::{optimize, FuseOptions};
 pub enum Mode {
     /// QDQ pairs with activation ranges calibrated on data.
     Int8Static,
+    /// Weights quantized ahead, activations at run time (DynamicQuantizeLinear + MatMulInteger /
+    /// ConvInteger); no calibration.
+    Int8Dynamic,
 }
 
 impl Mode {
-    pub const NAMES: &'static [&'static str] = &["int8-static"];
+    pub const NAMES: &'static [&'static str] = &["int8-dynamic", "int8-static"];
 
     pub fn from_name(name: &str) -> Result<Mode> {
         match name {
             "int8-static" => Ok(Mode::Int8Static),
+            "int8-dynamic" => Ok(Mode::Int8Dynamic),
             _ => Err(PassError::Options { reason: format!("unknown mode '{name}' (modes: {})", Mode::NAMES.join(", ")) }),
         }
     }
@@ -60,7 +65,8 @@ pub struct QuantizeOptions {
     pub mode: Mode,
     pub qdq: QdqOptions,
     pub method: CalibrationMethod,
-    pub calib_data: PathBuf,
+    /// Calibration inputs (int8-static needs them).
+    pub calib_data: Option<PathBuf>,
     /// Data the result is measured on; the calibration data when `None`.
     pub eval_data: Option<PathBuf>,
     pub labels: Option<PathBuf>,
@@ -77,7 +83,7 @@ pub struct QuantizeOptions {
 }
 
 impl QuantizeOptions {
-    pub fn new(mode: Mode, calib_data: PathBuf) -> QuantizeOptions {
+    pub fn new(mode: Mode, calib_data: Option<PathBuf>) -> QuantizeOptions {
         QuantizeOptions {
             mode,
             qdq: QdqOptions::default(),
@@ -122,7 +128,8 @@ pub struct QuantizeReport {
     pub output: PathBuf,
     pub mode: Mode,
     pub qdq: QdqOptions,
-    pub method: CalibrationMethod,
+    /// The calibration method and samples, for the modes that calibrate.
+    pub method: Option<CalibrationMethod>,
     pub calibration_samples: usize,
     pub eval_samples: usize,
     pub before: Side,
@@ -156,27 +163,43 @@ pub fn quantize(input: &Path, output: &Path, options: &QuantizeOptions) -> Resul
     let mut fused = original.clone();
     optimize(&mut fused, &FuseOptions { latency: None, runtime: options.runtime.clone(), ..FuseOptions::default() })?;
     let filter = NodeFilter { include: Vec::new(), exclude: options.exclude.clone() };
-    let (layers, mut kept) = find_layers(&fused, &filter);
+    let (mut layers, mut kept) = find_layers(&fused, &filter);
+
+    if options.mode == Mode::Int8Dynamic {
+        let (supported, unsupported): (Vec<Layer>, Vec<Layer>) =
+            layers.into_iter().partition(|layer| dynamic::unsupported(&fused, layer).is_none());
+        kept.extend(unsupported.iter().filter_map(|layer| dynamic::unsupported(&fused, layer)));
+        layers = supported;
+    }
 
     let inputs: Vec<ValueInfo> = original.graph.feed_inputs().cloned().collect();
-    let calib = whittle_data::load_feeds(&options.calib_data, &inputs, options.batching)?;
-    let eval = match &options.eval_data {
-        Some(path) => whittle_data::load_feeds(path, &inputs, options.batching)?,
-        None => calib.clone(),
+    let load = |path: &Path| whittle_data::load_feeds(path, &inputs, options.batching);
+    let (ranges, calibration_samples) = match options.mode {
+        Mode::Int8Static => {
+            let Some(calib_data) = &options.calib_data else {
+                return Err(PassError::Options { reason: "int8-static needs --calib-data".into() });
+            };
+            let calib = load(calib_data)?;
+            let mut tensors: Vec<String> = layers.iter().map(|layer| layer.input.clone()).collect();
+            tensors.sort();
+            tensors.dedup();
+            let calibration_options =
+                CalibrationOptions { runtime: options.runtime.clone(), method: options.method, threads: options.threads };
+            let calibration = calibrate(&fused, input, &calib, &tensors, &calibration_options)?;
+            let ranges = calibration.ranges.iter().map(|range| (range.tensor.clone(), (range.min, range.max))).collect();
+            (ranges, calibration.samples)
+        }
+        Mode::Int8Dynamic => (BTreeMap::new(), 0),
+    };
+    let eval = match options.eval_data.as_ref().or(options.calib_data.as_ref()) {
+        Some(path) => load(path)?,
+        None => return Err(PassError::Options { reason: "nothing to measure the result on: give --data".into() }),
     };
     let labels = options.labels.as_deref().map(whittle_data::read_labels).transpose()?;
-    let mut tensors: Vec<String> = layers.iter().map(|layer| layer.input.clone()).collect();
-    tensors.sort();
-    tensors.dedup();
-    let calibration = calibrate(
-        &fused,
-        input,
-        &calib,
-        &tensors,
-        &CalibrationOptions { runtime: options.runtime.clone(), method: options.method, threads: options.threads },
-    )?;
-    let ranges: BTreeMap<String, (f32, f32)> =
-        calibration.ranges.iter().map(|range| (range.tensor.clone(), (range.min, range.max))).collect();
+    let rewrite = |model: &mut Model, chosen: &[Layer]| match options.mode {
+        Mode::Int8Static => insert_qdq(model, chosen, &ranges, &options.qdq),
+        Mode::Int8Dynamic => dynamic::insert_dynamic(model, chosen, &options.qdq),
+    };
 
     // Candidates are measured against the fused float model, whose layer outputs they share (the
     // original's may have other names); the fused model is within fuse's tolerance of the original,
@@ -191,7 +214,7 @@ pub fn quantize(input: &Path, output: &Path, options: &QuantizeOptions) -> Resul
     let (quantized, measured, detail) = loop {
         let chosen: Vec<Layer> = layers.iter().filter(|layer| !float_layers.contains(&layer.node)).cloned().collect();
         let mut model = fused.clone();
-        let report = insert_qdq(&mut model, &chosen, &ranges, &options.qdq)?;
+        let report = rewrite(&mut model, &chosen)?;
         let measured = context.measure(&model, output, &report, &chosen, labels.as_deref())?;
         let detail = budget_failure(&options.budget, &measured, reference_accuracy);
         let most_sensitive = measured
@@ -234,9 +257,9 @@ pub fn quantize(input: &Path, output: &Path, options: &QuantizeOptions) -> Resul
     if let (Some(before), Some(after)) = (&latency_before, &latency_after) {
         if after.p50_ms >= before.p50_ms {
             notes.push(format!(
-                "INT8 is not faster than fp32 in whittle's runtime here (p50 {:.3} ms vs {:.3} ms): the runtime executes \
-                 QDQ as written (dequantize, then the float op); integer kernels for the QDQ patterns are not built yet. \
-                 ONNX Runtime fuses these pairs into its integer kernels.",
+                "INT8 is not faster than fp32 in whittle's runtime here (p50 {:.3} ms vs {:.3} ms): the runtime runs \
+                 QuantizeLinear/DequantizeLinear and MatMulInteger/ConvInteger as written, on burn's generic kernels; \
+                 fused integer kernels for these patterns are not built yet. ONNX Runtime fuses them into its own.",
                 after.p50_ms, before.p50_ms
             ));
         }
@@ -246,8 +269,8 @@ pub fn quantize(input: &Path, output: &Path, options: &QuantizeOptions) -> Resul
         output: output.to_path_buf(),
         mode: options.mode,
         qdq: options.qdq,
-        method: options.method,
-        calibration_samples: calibration.samples,
+        method: (options.mode == Mode::Int8Static).then_some(options.method),
+        calibration_samples,
         eval_samples: context.samples,
         before: Side {
             file_bytes: before_bytes,
@@ -444,15 +467,17 @@ impl QuantizeReport {
         let _ = writeln!(out, "# whittle quantize: `{}`\n\n{verdict}\n", self.input.display());
         let _ = writeln!(
             out,
-            "mode {}, weights {} {} {}, activations {} {}, calibration {} on {} samples, measured on {} samples\n",
+            "mode {}, weights {} {} {}, activations {} {}, {}, measured on {} samples\n",
             serde_json::to_value(self.mode).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
             self.qdq.weight_type.name(),
             if self.qdq.weight_symmetric { "symmetric" } else { "asymmetric" },
             if self.qdq.per_channel { "per channel" } else { "per tensor" },
             self.qdq.activation_type.name(),
             if self.qdq.activation_symmetric { "symmetric" } else { "asymmetric" },
-            method_name(self.method),
-            self.calibration_samples,
+            match self.method {
+                Some(method) => format!("calibration {} on {} samples", method_name(method), self.calibration_samples),
+                None => "ranges computed at run time".to_string(),
+            },
             self.eval_samples,
         );
         let _ = writeln!(out, "| | before | after |\n| --- | ---: | ---: |");
@@ -490,11 +515,11 @@ impl QuantizeReport {
             let q = &layer.layer;
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {:.4e} | {} | {} | {} | {} | {:.6} |",
+                "| `{}` | {} | {} | {} | {} | {} | {} | {:.6} |",
                 q.node,
                 q.op_type,
-                q.input_scale,
-                q.input_zero_point,
+                q.input_scale.map_or_else(|| "dynamic".to_string(), |scale| format!("{scale:.4e}")),
+                q.input_zero_point.map_or_else(|| "dynamic".to_string(), |zero| zero.to_string()),
                 q.weight_scales,
                 if q.bias_quantized { "yes" } else { "no" },
                 db(layer.sqnr_db),

@@ -143,8 +143,9 @@ fn layer(graph: &Graph, node: &Node) -> Result<Layer, String> {
 pub struct QuantizedLayer {
     pub node: String,
     pub op_type: String,
-    pub input_scale: f32,
-    pub input_zero_point: i32,
+    /// The activation's scale and zero point; `None` when they are computed at run time (dynamic).
+    pub input_scale: Option<f32>,
+    pub input_zero_point: Option<i32>,
     /// One per channel, or one.
     pub weight_scales: usize,
     pub bias_quantized: bool,
@@ -229,19 +230,24 @@ pub fn insert_qdq(
         report.push(QuantizedLayer {
             node: layer.node.clone(),
             op_type: layer.op_type.clone(),
-            input_scale: input_params.scale,
-            input_zero_point: input_params.zero_point,
+            input_scale: Some(input_params.scale),
+            input_zero_point: Some(input_params.zero_point),
             weight_scales: weight_scales.len(),
             bias_quantized: bias.is_some(),
         });
     }
+    finish(graph, added, "int8-static")?;
+    Ok(report)
+}
+
+/// Adds `added`, restores topological order and drops what nothing reads any more.
+pub(super) fn finish(graph: &mut Graph, added: Vec<Node>, pass: &str) -> Result<()> {
     graph.nodes.extend(added);
-    let order =
-        graph.topological_order().map_err(|err| PassError::InvalidGraph { pass: "int8-static".into(), error: Box::new(err) })?;
+    let order = graph.topological_order().map_err(|err| PassError::InvalidGraph { pass: pass.into(), error: Box::new(err) })?;
     let mut nodes: Vec<Option<Node>> = std::mem::take(&mut graph.nodes).into_iter().map(Some).collect();
     graph.nodes = order.into_iter().filter_map(|index| nodes[index].take()).collect();
     prune_unused(graph);
-    Ok(report)
+    Ok(())
 }
 
 fn quantize_weight(
@@ -311,7 +317,7 @@ fn quantize_layer_bias(
     Ok(dequantized)
 }
 
-fn node(name: &str, op_type: &str, inputs: &[&str], output: &str, axis: Option<i64>) -> Node {
+pub(super) fn node(name: &str, op_type: &str, inputs: &[&str], output: &str, axis: Option<i64>) -> Node {
     let mut node = Node::new(name, op_type, inputs, &[output]);
     if let Some(axis) = axis {
         node.attributes.push(Attribute::new("axis", AttrValue::Int(axis)));
@@ -319,19 +325,19 @@ fn node(name: &str, op_type: &str, inputs: &[&str], output: &str, axis: Option<i
     node
 }
 
-fn scalar_f32(name: &str, value: f32) -> Tensor {
+pub(super) fn scalar_f32(name: &str, value: f32) -> Tensor {
     f32_tensor(name, vec![], &[value])
 }
 
-fn f32_tensor(name: &str, dims: Vec<i64>, values: &[f32]) -> Tensor {
+pub(super) fn f32_tensor(name: &str, dims: Vec<i64>, values: &[f32]) -> Tensor {
     bytes_tensor_of(name, DataType::F32, dims, values.iter().flat_map(|v| v.to_le_bytes()).collect())
 }
 
-fn quantized_tensor(name: &str, qtype: QuantType, values: &[i32], dims: Vec<i64>) -> Tensor {
+pub(super) fn quantized_tensor(name: &str, qtype: QuantType, values: &[i32], dims: Vec<i64>) -> Tensor {
     bytes_tensor(name, qtype, dims, values.iter().map(|&v| qtype.to_byte(v)).collect())
 }
 
-fn bytes_tensor(name: &str, qtype: QuantType, dims: Vec<i64>, bytes: Vec<u8>) -> Tensor {
+pub(super) fn bytes_tensor(name: &str, qtype: QuantType, dims: Vec<i64>, bytes: Vec<u8>) -> Tensor {
     let dtype = match qtype {
         QuantType::U8 => DataType::U8,
         QuantType::I8 => DataType::I8,
@@ -339,16 +345,16 @@ fn bytes_tensor(name: &str, qtype: QuantType, dims: Vec<i64>, bytes: Vec<u8>) ->
     bytes_tensor_of(name, dtype, dims, bytes)
 }
 
-fn bytes_tensor_of(name: &str, dtype: DataType, dims: Vec<i64>, bytes: Vec<u8>) -> Tensor {
+pub(super) fn bytes_tensor_of(name: &str, dtype: DataType, dims: Vec<i64>, bytes: Vec<u8>) -> Tensor {
     // Sizes are computed here from the same dims, so the byte count always matches.
     Tensor::from_bytes(name, dtype, dims, bytes).expect("byte count computed from dims")
 }
 
 /// Every value and node name of a graph, to make new ones that collide with none.
-struct Names(BTreeSet<String>);
+pub(super) struct Names(BTreeSet<String>);
 
 impl Names {
-    fn of(graph: &Graph) -> Names {
+    pub(super) fn of(graph: &Graph) -> Names {
         let mut names = BTreeSet::new();
         for node in &graph.nodes {
             names.insert(node.name.clone());
@@ -359,7 +365,7 @@ impl Names {
         Names(names)
     }
 
-    fn fresh(&mut self, base: &str) -> String {
+    pub(super) fn fresh(&mut self, base: &str) -> String {
         let mut name = base.to_string();
         let mut suffix = 1;
         while self.0.contains(&name) {

@@ -18,7 +18,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn quantize_options(dir: &Path) -> QuantizeOptions {
-    let mut options = QuantizeOptions::new(Mode::Int8Static, dir.join("calib.npz"));
+    let mut options = QuantizeOptions::new(Mode::Int8Static, Some(dir.join("calib.npz")));
     options.eval_data = Some(dir.join("eval.npz"));
     options.labels = Some(dir.join("eval_labels.npy"));
     options.batching = Batching::Samples(128);
@@ -60,19 +60,44 @@ fn int8_static_keeps_the_digits_models_within_a_point_and_runs_in_onnx_runtime()
         assert!(report.layers.iter().all(|layer| layer.sqnr_db.is_some_and(|db| db > 15.0)), "{name}: {:?}", report.layers);
         assert!(report.after.file_bytes < report.before.file_bytes / 2, "{name}: int8 weights shrink the file");
 
-        // ONNX Runtime loads the model and computes what whittle's runtime computes from it.
-        let eval = dir.join("eval.npz");
-        let theirs = onnx_runtime_outputs(&written, &eval, &out.path().join(format!("{name}_ort.npz")));
-        let model = whittle_onnx::load(&written).unwrap().model;
-        let session = Session::new(&model, &RuntimeOptions::default()).unwrap();
-        let inputs = whittle_data::read_arrays(&eval).unwrap();
-        let ours = session.run(inputs.into_iter().map(|tensor| (tensor.name.clone(), tensor)).collect()).unwrap();
-        for (output, tensor) in &ours {
-            let reference = theirs.iter().find(|t| &t.name == output).expect("ORT output");
-            // Both dequantize the same integers; what differs is float summation order (and ORT's
-            // integer kernels where it fuses a pattern), far below one quantization step.
-            whittle_metrics::assert_close(output, reference, tensor, 1e-4, 1e-4).unwrap_or_else(|err| panic!("{name}: {err}"));
-        }
+        same_outputs_in_onnx_runtime(&written, &dir, out.path());
+    }
+}
+
+#[test]
+fn int8_dynamic_keeps_the_digits_models_within_a_point_and_runs_in_onnx_runtime() {
+    let out = tempfile::tempdir().unwrap();
+    for name in ["digits_mlp", "digits_cnn"] {
+        let dir = fixture(name);
+        let written = out.path().join(format!("{name}.onnx"));
+        let mut options = quantize_options(&dir);
+        options.mode = Mode::Int8Dynamic;
+        options.calib_data = None;
+        let report = quantize(&dir.join("model.onnx"), &written, &options).unwrap();
+        assert!(report.written && report.method.is_none() && report.calibration_samples == 0, "{name}");
+        let (before, after) = (report.before.accuracy.unwrap(), report.after.accuracy.unwrap());
+        assert!((before - after).abs() * 100.0 <= 1.0, "{name}: accuracy {before} -> {after}");
+        assert_eq!(report.layers.len(), 3, "{name}");
+        assert!(report.layers.iter().all(|layer| layer.layer.input_scale.is_none()), "{name}: activations are dynamic");
+        same_outputs_in_onnx_runtime(&written, &dir, out.path());
+    }
+}
+
+/// ONNX Runtime loads `written` and computes what whittle's runtime computes from it on the
+/// fixture's evaluation data.
+fn same_outputs_in_onnx_runtime(written: &Path, dir: &Path, out: &Path) {
+    let eval = dir.join("eval.npz");
+    let theirs = onnx_runtime_outputs(written, &eval, &out.join("ort.npz"));
+    let model = whittle_onnx::load(written).unwrap().model;
+    let session = Session::new(&model, &RuntimeOptions::default()).unwrap();
+    let inputs = whittle_data::read_arrays(&eval).unwrap();
+    let ours = session.run(inputs.into_iter().map(|tensor| (tensor.name.clone(), tensor)).collect()).unwrap();
+    for (output, tensor) in &ours {
+        let reference = theirs.iter().find(|t| &t.name == output).expect("ORT output");
+        // Both compute from the same integers; what differs is float summation order (and ORT's
+        // integer kernels where it fuses a pattern), far below one quantization step.
+        whittle_metrics::assert_close(output, reference, tensor, 1e-4, 1e-4)
+            .unwrap_or_else(|err| panic!("{}: {err}", written.display()));
     }
 }
 
@@ -111,7 +136,7 @@ fn models_without_quantizable_layers_and_bad_options_are_refused() {
     assert_eq!(err.to_string(), "--exclude 'NoSuchNode' names no node and no op type of the model");
     // Calibration data for another model: the error names the file and the input.
     let mut options = quantize_options(&dir);
-    options.calib_data = fixture("digits_cnn").join("calib.npz");
+    options.calib_data = Some(fixture("digits_cnn").join("calib.npz"));
     let err = quantize(&dir.join("model.onnx"), &written, &options).unwrap_err();
     assert!(matches!(err, PassError::Data(_)), "{err}");
     assert!(err.to_string().contains("calib.npz") && err.to_string().contains("input"), "{err}");
