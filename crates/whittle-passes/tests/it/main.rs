@@ -1,5 +1,7 @@
 //! whittle-passes' integration tests.
 
+#![allow(clippy::unwrap_used)] // Test helpers may panic: that is how a test fails.
+
 mod quantize;
 
 use std::path::{Path, PathBuf};
