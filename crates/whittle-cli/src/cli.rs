@@ -105,8 +105,9 @@ pub struct QuantizeArgs {
     /// Where to write the quantized model.
     #[arg(short, long, value_name = "OUT")]
     pub output: PathBuf,
-    /// What to produce: int8-static (QuantizeLinear/DequantizeLinear pairs, activations calibrated)
-    /// or int8-dynamic (weights ahead, activations at run time: MatMulInteger / ConvInteger).
+    /// What to produce: int8-static (QuantizeLinear/DequantizeLinear pairs, activations calibrated),
+    /// int8-dynamic (weights ahead, activations at run time: MatMulInteger / ConvInteger), fp16 or
+    /// bf16 (initializers and computation in half precision, unsafe ops kept f32).
     #[arg(long, value_name = "MODE")]
     pub mode: String,
     /// Calibration inputs (.npz keyed by input name, or a folder), run through whittle's runtime;
@@ -150,6 +151,10 @@ pub struct QuantizeArgs {
     /// Write the model even when the budget does not hold (the exit code still says so).
     #[arg(long)]
     pub force: bool,
+    /// fp16/bf16: make the model's inputs and outputs half precision too (default: they stay f32,
+    /// with Casts at the boundary).
+    #[arg(long)]
+    pub half_io: bool,
     /// Samples per run when the data is one .npz and the batch axis is symbolic (default 1).
     #[arg(long, value_name = "B")]
     pub batch: Option<usize>,

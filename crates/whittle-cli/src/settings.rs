@@ -179,6 +179,7 @@ pub fn quantize(args: &QuantizeArgs) -> anyhow::Result<QuantizeOptions> {
     options.exclude = args.exclude.clone();
     options.budget = QuantizeBudget { min_cosine: args.min_cosine, max_accuracy_drop: args.max_accuracy_drop };
     options.force = args.force;
+    options.keep_io_types = !args.half_io;
     options.batching = batching(args.batch)?;
     options.runtime = runtime_options(&args.device)?;
     options.threads = args.threads;

@@ -500,7 +500,7 @@ fn quantize_names_bad_options_and_writes_nothing() {
     };
     let output = base("int3", "minmax");
     assert_eq!(output.status.code(), Some(1));
-    assert_eq!(stderr(&output).trim(), "error: unknown mode 'int3' (modes: int8-dynamic, int8-static)");
+    assert_eq!(stderr(&output).trim(), "error: unknown mode 'int3' (modes: int8-dynamic, int8-static, fp16, bf16)");
     let output = base("int8-static", "kl");
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("unknown calibration method 'kl'"), "{}", stderr(&output));

@@ -5,6 +5,7 @@
 //! in float, and writes it only when the budget holds (or when forced).
 
 mod dynamic;
+mod half;
 mod qdq;
 
 use std::collections::BTreeMap;
@@ -14,13 +15,14 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use whittle_data::{Batching, Feed};
 use whittle_eval::{calibrate, CalibrationOptions, Latency, LatencyOptions};
-use whittle_ir::{Model, Tensor, ValueInfo};
+use whittle_ir::{DataType, Model, Tensor, ValueInfo};
 use whittle_metrics::{accuracy, Fidelity, FidelityAccumulator};
 use whittle_onnx::SaveOptions;
 use whittle_runtime::{RuntimeOptions, Session};
 
 pub use whittle_quant::{CalibrationMethod, QuantType};
 
+pub use half::{convert_to_half, HalfReport, BLOCKED as HALF_BLOCKED};
 pub use qdq::{find_layers, insert_qdq, Kept, Layer, QdqOptions, QuantizedLayer, QUANTIZABLE};
 
 use crate::error::{PassError, Result};
@@ -36,15 +38,30 @@ pub enum Mode {
     /// Weights quantized ahead, activations at run time (DynamicQuantizeLinear + MatMulInteger /
     /// ConvInteger); no calibration.
     Int8Dynamic,
+    /// Initializers and computation in float16, unsafe ops kept in f32.
+    Fp16,
+    /// The same in bfloat16.
+    Bf16,
 }
 
 impl Mode {
-    pub const NAMES: &'static [&'static str] = &["int8-dynamic", "int8-static"];
+    pub const NAMES: &'static [&'static str] = &["int8-dynamic", "int8-static", "fp16", "bf16"];
+
+    /// The half type of the half-precision modes.
+    pub fn half_type(self) -> Option<DataType> {
+        match self {
+            Mode::Fp16 => Some(DataType::F16),
+            Mode::Bf16 => Some(DataType::BF16),
+            Mode::Int8Static | Mode::Int8Dynamic => None,
+        }
+    }
 
     pub fn from_name(name: &str) -> Result<Mode> {
         match name {
             "int8-static" => Ok(Mode::Int8Static),
             "int8-dynamic" => Ok(Mode::Int8Dynamic),
+            "fp16" => Ok(Mode::Fp16),
+            "bf16" => Ok(Mode::Bf16),
             _ => Err(PassError::Options { reason: format!("unknown mode '{name}' (modes: {})", Mode::NAMES.join(", ")) }),
         }
     }
@@ -75,6 +92,8 @@ pub struct QuantizeOptions {
     pub budget: Budget,
     /// Write the model even when the budget does not hold.
     pub force: bool,
+    /// Half-precision modes: keep the model's inputs and outputs f32 (Casts at the boundary).
+    pub keep_io_types: bool,
     pub batching: Batching,
     pub runtime: RuntimeOptions,
     pub threads: Option<usize>,
@@ -94,6 +113,7 @@ impl QuantizeOptions {
             exclude: Vec::new(),
             budget: Budget { min_cosine: None, max_accuracy_drop: None },
             force: false,
+            keep_io_types: true,
             batching: Batching::default(),
             runtime: RuntimeOptions::default(),
             threads: None,
@@ -137,6 +157,8 @@ pub struct QuantizeReport {
     /// Per model output, quantized against original on the evaluation data.
     pub outputs: Vec<Fidelity>,
     pub layers: Vec<LayerReport>,
+    /// What the half-precision modes converted.
+    pub half: Option<HalfReport>,
     /// Quantizable nodes left in float, and why (excluded, kept for the budget, not quantizable).
     pub kept: Vec<Kept>,
     pub budget: Budget,
@@ -163,7 +185,8 @@ pub fn quantize(input: &Path, output: &Path, options: &QuantizeOptions) -> Resul
     let mut fused = original.clone();
     optimize(&mut fused, &FuseOptions { latency: None, runtime: options.runtime.clone(), ..FuseOptions::default() })?;
     let filter = NodeFilter { include: Vec::new(), exclude: options.exclude.clone() };
-    let (mut layers, mut kept) = find_layers(&fused, &filter);
+    let (mut layers, mut kept) =
+        if options.mode.half_type().is_some() { (Vec::new(), Vec::new()) } else { find_layers(&fused, &filter) };
 
     if options.mode == Mode::Int8Dynamic {
         let (supported, unsupported): (Vec<Layer>, Vec<Layer>) =
@@ -189,16 +212,28 @@ pub fn quantize(input: &Path, output: &Path, options: &QuantizeOptions) -> Resul
             let ranges = calibration.ranges.iter().map(|range| (range.tensor.clone(), (range.min, range.max))).collect();
             (ranges, calibration.samples)
         }
-        Mode::Int8Dynamic => (BTreeMap::new(), 0),
+        Mode::Int8Dynamic | Mode::Fp16 | Mode::Bf16 => (BTreeMap::new(), 0),
     };
     let eval = match options.eval_data.as_ref().or(options.calib_data.as_ref()) {
         Some(path) => load(path)?,
         None => return Err(PassError::Options { reason: "nothing to measure the result on: give --data".into() }),
     };
     let labels = options.labels.as_deref().map(whittle_data::read_labels).transpose()?;
-    let rewrite = |model: &mut Model, chosen: &[Layer]| match options.mode {
-        Mode::Int8Static => insert_qdq(model, chosen, &ranges, &options.qdq),
-        Mode::Int8Dynamic => dynamic::insert_dynamic(model, chosen, &options.qdq),
+    let types = match options.mode.half_type() {
+        Some(_) => observed_types(&fused, input, &eval[0], options)?,
+        None => BTreeMap::new(),
+    };
+    let rewrite = |model: &mut Model, chosen: &[Layer]| -> Result<(Vec<QuantizedLayer>, Option<HalfReport>, Vec<Kept>)> {
+        match options.mode {
+            Mode::Int8Static => Ok((insert_qdq(model, chosen, &ranges, &options.qdq)?, None, Vec::new())),
+            Mode::Int8Dynamic => Ok((dynamic::insert_dynamic(model, chosen, &options.qdq)?, None, Vec::new())),
+            Mode::Fp16 | Mode::Bf16 => {
+                let half = options.mode.half_type().unwrap_or(DataType::F16);
+                let mut kept = Vec::new();
+                let report = convert_to_half(model, half, options.keep_io_types, &types, &filter, &mut kept)?;
+                Ok((Vec::new(), Some(report), kept))
+            }
+        }
     };
 
     // Candidates are measured against the fused float model, whose layer outputs they share (the
@@ -211,10 +246,10 @@ pub fn quantize(input: &Path, output: &Path, options: &QuantizeOptions) -> Resul
     };
     // Keep the most sensitive layers in float, one more at a time, until the budget holds.
     let mut float_layers: Vec<String> = Vec::new();
-    let (quantized, measured, detail) = loop {
+    let (quantized, measured, detail, half_report) = loop {
         let chosen: Vec<Layer> = layers.iter().filter(|layer| !float_layers.contains(&layer.node)).cloned().collect();
         let mut model = fused.clone();
-        let report = rewrite(&mut model, &chosen)?;
+        let (report, half_report, half_kept) = rewrite(&mut model, &chosen)?;
         let measured = context.measure(&model, output, &report, &chosen, labels.as_deref())?;
         let detail = budget_failure(&options.budget, &measured, reference_accuracy);
         let most_sensitive = measured
@@ -225,7 +260,10 @@ pub fn quantize(input: &Path, output: &Path, options: &QuantizeOptions) -> Resul
             .map(|layer| layer.layer.node.clone());
         match (detail, most_sensitive) {
             (Some(_), Some(node)) => float_layers.push(node),
-            (detail, _) => break (model, measured, detail),
+            (detail, _) => {
+                kept.extend(half_kept);
+                break (model, measured, detail, half_report);
+            }
         }
     };
     for node in &float_layers {
@@ -234,8 +272,15 @@ pub fn quantize(input: &Path, output: &Path, options: &QuantizeOptions) -> Resul
     }
 
     // Quantizing nothing is not a result to pass off as one.
+    let nothing_done = match &half_report {
+        Some(half) => half.nodes_in_half == 0,
+        None => measured.layers.is_empty(),
+    };
     let detail = detail.or_else(|| {
-        (measured.layers.is_empty()).then(|| {
+        nothing_done.then(|| {
+            if half_report.is_some() {
+                return "no node can run in half precision".to_string();
+            }
             if layers.is_empty() {
                 format!("no layer can be quantized: the model has no {} node with a constant weight", QUANTIZABLE.join(", "))
             } else {
@@ -256,13 +301,27 @@ pub fn quantize(input: &Path, output: &Path, options: &QuantizeOptions) -> Resul
     let mut notes = Vec::new();
     if let (Some(before), Some(after)) = (&latency_before, &latency_after) {
         if after.p50_ms >= before.p50_ms {
-            notes.push(format!(
-                "INT8 is not faster than fp32 in whittle's runtime here (p50 {:.3} ms vs {:.3} ms): the runtime runs \
-                 QuantizeLinear/DequantizeLinear and MatMulInteger/ConvInteger as written, on burn's generic kernels; \
-                 fused integer kernels for these patterns are not built yet. ONNX Runtime fuses them into its own.",
-                after.p50_ms, before.p50_ms
-            ));
+            notes.push(match options.mode.half_type() {
+                None => format!(
+                    "INT8 is not faster than fp32 in whittle's runtime here (p50 {:.3} ms vs {:.3} ms): the runtime runs \
+                     QuantizeLinear/DequantizeLinear and MatMulInteger/ConvInteger as written, on burn's generic kernels; \
+                     fused integer kernels for these patterns are not built yet. ONNX Runtime fuses them into its own.",
+                    after.p50_ms, before.p50_ms
+                ),
+                Some(half) => format!(
+                    "{half} is not faster than f32 in whittle's runtime here (p50 {:.3} ms vs {:.3} ms): burn-flex's \
+                     half-precision kernels are slower than its f32 ones on this CPU; the file is smaller, and GPUs run half natively.",
+                    after.p50_ms, before.p50_ms
+                ),
+            });
         }
+    }
+    if options.mode == Mode::Bf16 {
+        notes.push(
+            "bf16 models do not run on ONNX Runtime's CPU provider (1.31 has no bf16 Gemm, MatMul or Conv kernels); \
+             they run on its CUDA provider and in whittle's runtime"
+                .to_string(),
+        );
     }
     Ok(QuantizeReport {
         input: input.to_path_buf(),
@@ -286,6 +345,7 @@ pub fn quantize(input: &Path, output: &Path, options: &QuantizeOptions) -> Resul
         },
         outputs: measured.outputs,
         layers: measured.layers,
+        half: half_report,
         kept,
         budget: options.budget,
         budget_met,
@@ -396,8 +456,12 @@ impl<'a> Evaluation<'a> {
     ) -> Result<Measured> {
         let observed = with_layer_outputs(candidate, layers);
         let session = Session::new(&observed, &self.options.runtime).map_err(runtime_error(path))?;
-        let run =
-            || self.feeds.iter().map(|feed| session.run(feed.clone()).map_err(runtime_error(path))).collect::<Result<Vec<_>>>();
+        let run = || {
+            self.feeds
+                .iter()
+                .map(|feed| session.run(adapt_feed(candidate, feed)).map_err(runtime_error(path)))
+                .collect::<Result<Vec<_>>>()
+        };
         let runs = whittle_eval::with_threads(self.options.threads, run)??;
         let fidelity = |name: &str| -> Result<Fidelity> {
             let mut accumulator = FidelityAccumulator::new(name);
@@ -434,6 +498,45 @@ impl<'a> Evaluation<'a> {
     }
 }
 
+/// The dtype of every value of `model`'s main graph, from one run on `feed` with every node output
+/// added as a graph output.
+fn observed_types(model: &Model, path: &Path, feed: &Feed, options: &QuantizeOptions) -> Result<BTreeMap<String, DataType>> {
+    let mut observed = model.clone();
+    let present: Vec<String> = observed.graph.outputs.iter().map(|output| output.name.clone()).collect();
+    let values: Vec<String> =
+        observed.graph.nodes.iter().flat_map(|node| node.outputs.iter()).filter(|o| !o.is_empty()).cloned().collect();
+    for value in values.iter().filter(|value| !present.contains(value)) {
+        observed.graph.outputs.push(ValueInfo::new(value.clone(), None));
+    }
+    let session = Session::new(&observed, &options.runtime).map_err(runtime_error(path))?;
+    let feed: Vec<(String, Tensor)> = feed.tensors.iter().map(|tensor| (tensor.name.clone(), tensor.clone())).collect();
+    let mut types: BTreeMap<String, DataType> = feed.iter().map(|(name, tensor)| (name.clone(), tensor.dtype)).collect();
+    let outputs = session.run_values(feed).map_err(runtime_error(path))?;
+    for (name, value) in outputs {
+        if let whittle_ir::HostValue::Tensor(tensor) = value {
+            types.insert(name, tensor.dtype);
+        }
+    }
+    Ok(types)
+}
+
+/// `feed` in the dtypes `model` declares for its inputs: f32 data for a model whose inputs were
+/// moved to half precision is rounded to it.
+fn adapt_feed(model: &Model, feed: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
+    feed.iter()
+        .map(|(name, tensor)| {
+            let declared =
+                model.graph.inputs.iter().find(|input| &input.name == name).and_then(|input| input.ty.as_ref()?.as_tensor());
+            match declared {
+                Some((dtype @ (DataType::F16 | DataType::BF16), _)) if tensor.dtype == DataType::F32 => {
+                    (name.clone(), half::to_half_tensor(tensor, name, dtype))
+                }
+                _ => (name.clone(), tensor.clone()),
+            }
+        })
+        .collect()
+}
+
 /// `model` with every layer's output added as a graph output, so one run gives all of them.
 fn with_layer_outputs(model: &Model, layers: &[Layer]) -> Model {
     let mut observed = model.clone();
@@ -465,21 +568,26 @@ impl QuantizeReport {
             (Some(detail), false) => format!("**budget not met** ({detail}); nothing written"),
         };
         let _ = writeln!(out, "# whittle quantize: `{}`\n\n{verdict}\n", self.input.display());
-        let _ = writeln!(
-            out,
-            "mode {}, weights {} {} {}, activations {} {}, {}, measured on {} samples\n",
-            serde_json::to_value(self.mode).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
-            self.qdq.weight_type.name(),
-            if self.qdq.weight_symmetric { "symmetric" } else { "asymmetric" },
-            if self.qdq.per_channel { "per channel" } else { "per tensor" },
-            self.qdq.activation_type.name(),
-            if self.qdq.activation_symmetric { "symmetric" } else { "asymmetric" },
-            match self.method {
-                Some(method) => format!("calibration {} on {} samples", method_name(method), self.calibration_samples),
-                None => "ranges computed at run time".to_string(),
-            },
-            self.eval_samples,
-        );
+        let mode = serde_json::to_value(self.mode).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let scheme = match &self.half {
+            Some(half) => format!(
+                "{} nodes in half precision, {} initializers converted, {} casts added",
+                half.nodes_in_half, half.initializers_converted, half.casts_added
+            ),
+            None => format!(
+                "weights {} {} {}, activations {} {}, {}",
+                self.qdq.weight_type.name(),
+                if self.qdq.weight_symmetric { "symmetric" } else { "asymmetric" },
+                if self.qdq.per_channel { "per channel" } else { "per tensor" },
+                self.qdq.activation_type.name(),
+                if self.qdq.activation_symmetric { "symmetric" } else { "asymmetric" },
+                match self.method {
+                    Some(method) => format!("calibration {} on {} samples", method_name(method), self.calibration_samples),
+                    None => "ranges computed at run time".to_string(),
+                },
+            ),
+        };
+        let _ = writeln!(out, "mode {mode}, {scheme}, measured on {} samples\n", self.eval_samples);
         let _ = writeln!(out, "| | before | after |\n| --- | ---: | ---: |");
         let _ = writeln!(
             out,
@@ -510,21 +618,23 @@ impl QuantizeReport {
                 db(fidelity.sqnr_db)
             );
         }
-        let _ = writeln!(out, "\n| quantized layer | op | input scale | zero point | weight scales | int32 bias | output SQNR | output cosine |\n| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |");
-        for layer in &self.layers {
-            let q = &layer.layer;
-            let _ = writeln!(
-                out,
-                "| `{}` | {} | {} | {} | {} | {} | {} | {:.6} |",
-                q.node,
-                q.op_type,
-                q.input_scale.map_or_else(|| "dynamic".to_string(), |scale| format!("{scale:.4e}")),
-                q.input_zero_point.map_or_else(|| "dynamic".to_string(), |zero| zero.to_string()),
-                q.weight_scales,
-                if q.bias_quantized { "yes" } else { "no" },
-                db(layer.sqnr_db),
-                layer.mean_cosine_similarity
-            );
+        if !self.layers.is_empty() {
+            let _ = writeln!(out, "\n| quantized layer | op | input scale | zero point | weight scales | int32 bias | output SQNR | output cosine |\n| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |");
+            for layer in &self.layers {
+                let q = &layer.layer;
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} | {} | {} | {} | {} | {:.6} |",
+                    q.node,
+                    q.op_type,
+                    q.input_scale.map_or_else(|| "dynamic".to_string(), |scale| format!("{scale:.4e}")),
+                    q.input_zero_point.map_or_else(|| "dynamic".to_string(), |zero| zero.to_string()),
+                    q.weight_scales,
+                    if q.bias_quantized { "yes" } else { "no" },
+                    db(layer.sqnr_db),
+                    layer.mean_cosine_similarity
+                );
+            }
         }
         for note in &self.notes {
             let _ = writeln!(out, "\nnote: {note}");

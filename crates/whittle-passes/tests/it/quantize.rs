@@ -83,9 +83,40 @@ fn int8_dynamic_keeps_the_digits_models_within_a_point_and_runs_in_onnx_runtime(
     }
 }
 
+#[test]
+fn fp16_keeps_every_fixture_within_a_tenth_of_a_point_and_runs_in_onnx_runtime() {
+    let out = tempfile::tempdir().unwrap();
+    for name in ["digits_mlp", "digits_cnn", "transformer_tiny"] {
+        let dir = fixture(name);
+        let written = out.path().join(format!("{name}.onnx"));
+        let mut options = quantize_options(&dir);
+        options.mode = Mode::Fp16;
+        options.calib_data = None;
+        let report = quantize(&dir.join("model.onnx"), &written, &options).unwrap();
+        assert!(report.written, "{name}: {:?}", report.budget_detail);
+        let (before, after) = (report.before.accuracy.unwrap(), report.after.accuracy.unwrap());
+        assert!((before - after).abs() * 100.0 <= 0.1, "{name}: accuracy {before} -> {after}");
+        let half = report.half.as_ref().unwrap();
+        assert!(half.initializers_converted > 0 && half.nodes_in_half > 0, "{name}: {half:?}");
+        assert!(report.after.file_bytes * 10 < report.before.file_bytes * 6, "{name}: half the weight bytes");
+        // Inputs and outputs stay f32 by default: the same data feeds both models.
+        let model = whittle_onnx::load(&written).unwrap().model;
+        for info in model.graph.inputs.iter().chain(&model.graph.outputs) {
+            let dtype = info.ty.as_ref().and_then(|ty| ty.as_tensor()).map(|(dtype, _)| dtype);
+            assert!(matches!(dtype, Some(whittle_ir::DataType::F32 | whittle_ir::DataType::I64)), "{name}: {}", info.name);
+        }
+        // Half-precision kernels differ in where they round; 1e-2 is a few f16 steps at these magnitudes.
+        same_outputs_within(&written, &dir, out.path(), 1e-2);
+    }
+}
+
 /// ONNX Runtime loads `written` and computes what whittle's runtime computes from it on the
 /// fixture's evaluation data.
 fn same_outputs_in_onnx_runtime(written: &Path, dir: &Path, out: &Path) {
+    same_outputs_within(written, dir, out, 1e-4);
+}
+
+fn same_outputs_within(written: &Path, dir: &Path, out: &Path, tolerance: f64) {
     let eval = dir.join("eval.npz");
     let theirs = onnx_runtime_outputs(written, &eval, &out.join("ort.npz"));
     let model = whittle_onnx::load(written).unwrap().model;
@@ -96,7 +127,7 @@ fn same_outputs_in_onnx_runtime(written: &Path, dir: &Path, out: &Path) {
         let reference = theirs.iter().find(|t| &t.name == output).expect("ORT output");
         // Both compute from the same integers; what differs is float summation order (and ORT's
         // integer kernels where it fuses a pattern), far below one quantization step.
-        whittle_metrics::assert_close(output, reference, tensor, 1e-4, 1e-4)
+        whittle_metrics::assert_close(output, reference, tensor, tolerance, tolerance)
             .unwrap_or_else(|err| panic!("{}: {err}", written.display()));
     }
 }
