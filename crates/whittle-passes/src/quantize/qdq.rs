@@ -102,10 +102,12 @@ fn layer(graph: &Graph, node: &Node) -> Result<Layer, String> {
     if graph.initializer(activation).is_some() {
         return Err(format!("its input '{activation}' is a constant (fold it first)"));
     }
-    let weight = graph
-        .initializer(weight_name)
-        .filter(|tensor| tensor.dtype == DataType::F32)
-        .ok_or_else(|| format!("its weight '{weight_name}' is not an f32 initializer"))?;
+    let weight = graph.initializer(weight_name).filter(|tensor| tensor.dtype == DataType::F32).ok_or_else(|| {
+        match graph.initializer(weight_name) {
+            Some(tensor) => format!("its weight '{weight_name}' is {}, not f32", tensor.dtype),
+            None => format!("its second input '{weight_name}' is an activation, not a constant weight"),
+        }
+    })?;
     let rank = weight.dims.len();
     let channel_axis = match node.op_type.as_str() {
         "Conv" if rank >= 3 => 0,
