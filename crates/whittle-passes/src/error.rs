@@ -6,8 +6,8 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PassError {
-    #[error("pass '{pass}', rule '{rule}' at node '{node}': the patched graph is invalid: {error}")]
-    InvalidPatch { pass: String, rule: String, node: String, error: Box<whittle_ir::IrError> },
+    #[error("pass '{pass}', rule '{rule}' at node '{node}': the patched graph is invalid: {reason}")]
+    InvalidPatch { pass: String, rule: String, node: String, reason: String },
     #[error("pass '{pass}' left an invalid graph: {error}")]
     InvalidGraph { pass: String, error: Box<whittle_ir::IrError> },
     #[error("unknown pass '{name}' (passes: {known})")]

@@ -221,6 +221,23 @@ fn infer_node<'a>(
                 target.and_then(|target| reshape_dims(dims_of(0).as_deref(), &target, attr_int(node, "allowzero") == Some(1)));
             one(first.and_then(|ty| with_dims(ty.dtype, dims)))
         }
+        "Expand" => {
+            let target = node.inputs.get(1).and_then(|name| constant(name)).and_then(constant_ints);
+            let dims = target
+                .zip(dims_of(0))
+                .and_then(|(target, dims)| broadcast(&dims, &target.into_iter().map(DimValue::Known).collect::<Vec<_>>()));
+            one(first.and_then(|ty| with_dims(ty.dtype, dims)))
+        }
+        "Tile" => {
+            let repeats = node.inputs.get(1).and_then(|name| constant(name)).and_then(constant_ints);
+            let dims = repeats.zip(dims_of(0)).filter(|(repeats, dims)| repeats.len() == dims.len()).map(|(repeats, dims)| {
+                dims.iter()
+                    .zip(repeats)
+                    .map(|(dim, times)| known(dim).map_or(DimValue::Unknown, |size| DimValue::Known(size * times)))
+                    .collect()
+            });
+            one(first.and_then(|ty| with_dims(ty.dtype, dims)))
+        }
         "Flatten" => {
             let dims = dims_of(0).and_then(|dims| {
                 let axis = normalize_axis(attr_int(node, "axis").unwrap_or(1), dims.len() + 1)?;

@@ -7,7 +7,7 @@ use whittle_ir::Model;
 
 use crate::error::{PassError, Result};
 use crate::filter::NodeFilter;
-use crate::patch::{prune_unused, Patch};
+use crate::patch::{first_out_of_order, prune_unused, Patch};
 use crate::tolerance::Tolerance;
 use crate::view::GraphView;
 
@@ -136,12 +136,17 @@ impl Pass for RulePass {
             while let Some((index, rule, patch)) = self.find(model, context, start)? {
                 let label = format!("{} ({})", model.graph.nodes[index].label(), model.graph.nodes[index].op_type);
                 patch.apply(&mut model.graph);
-                model.graph.validate().map_err(|error| PassError::InvalidPatch {
+                let invalid = |reason: String| PassError::InvalidPatch {
                     pass: self.name.to_string(),
                     rule: rule.to_string(),
                     node: label.clone(),
-                    error: Box::new(error),
-                })?;
+                    reason,
+                };
+                model.graph.validate().map_err(|error| invalid(error.to_string()))?;
+                if let Some(node) = first_out_of_order(&model.graph) {
+                    let node = &model.graph.nodes[node];
+                    return Err(invalid(format!("node '{}' ({}) now comes before a value it reads", node.label(), node.op_type)));
+                }
                 run.record(rule, label);
                 sweep_changed = true;
                 start = index;
