@@ -10,7 +10,7 @@ use whittle_data::Batching;
 use whittle_eval::{BenchData, BenchOptions, Budget, CompareOptions, InputShapes, LatencyOptions};
 use whittle_runtime::{Backend, RuntimeOptions};
 
-use crate::cli::{BenchArgs, CompareArgs, ConvertArgs, ExternalDataArg};
+use crate::cli::{BenchArgs, CompareArgs, ConvertArgs, ExternalDataArg, FuseArgs};
 
 /// How `convert` saves, from its flags.
 pub fn save_options(args: &ConvertArgs) -> SaveOptions {
@@ -144,5 +144,23 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<CompareOptions> {
         latency: (args.iters > 0).then_some(LatencyOptions { warmup: args.warmup, budget: Budget::Iterations(args.iters) }),
         threads: args.threads,
         batching: batching(args.batch)?,
+    })
+}
+
+/// What `fuse` runs and how it checks, from its flags.
+pub fn fuse(args: &FuseArgs) -> anyhow::Result<whittle_passes::FuseOptions> {
+    if args.batch == Some(0) {
+        bail!("--batch must be 1 or more");
+    }
+    Ok(whittle_passes::FuseOptions {
+        passes: args.passes.clone(),
+        disable: args.disable.clone(),
+        target_opset: args.target_opset,
+        filter: whittle_passes::NodeFilter { include: args.include.clone(), exclude: args.exclude.clone() },
+        fold_max_bytes: args.fold_max_bytes,
+        runtime: runtime_options(&args.device)?,
+        batch: args.batch.map(|batch| batch as i64),
+        latency: (args.iters > 0).then_some(LatencyOptions { warmup: args.warmup, budget: Budget::Iterations(args.iters) }),
+        threads: args.threads,
     })
 }

@@ -10,6 +10,8 @@ pub enum PassError {
     InvalidPatch { pass: String, rule: String, node: String, reason: String },
     #[error("pass '{pass}' left an invalid graph: {error}")]
     InvalidGraph { pass: String, error: Box<whittle_ir::IrError> },
+    #[error("{path}: {reason}", path = path.display())]
+    Model { path: PathBuf, reason: String },
     #[error("unknown pass '{name}' (passes: {known})")]
     UnknownPass { name: String, known: String },
     #[error("cannot move the model from opset {from} to {to}: {reason}")]
