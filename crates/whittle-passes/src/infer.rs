@@ -56,11 +56,12 @@ pub fn infer_types<'a>(
     let order = graph.topological_order().unwrap_or_else(|_| (0..graph.nodes.len()).collect());
     for index in order {
         let node = &graph.nodes[index];
-        if !whittle_ir::canonical_domain(&node.domain).eq(whittle_ir::DEFAULT_DOMAIN) {
-            continue;
-        }
         let inputs: Vec<Option<&ValueType>> = node.inputs.iter().map(|input| types.get(input)).collect();
-        let inferred = infer_node(node, opset, &inputs, constant);
+        let inferred = match whittle_ir::canonical_domain(&node.domain) {
+            whittle_ir::DEFAULT_DOMAIN => infer_node(node, opset, &inputs, constant),
+            "ai.onnx.ml" => infer_ml_node(node, &inputs),
+            _ => continue,
+        };
         for (output, ty) in node.outputs.iter().zip(inferred) {
             if let (false, Some(ty)) = (output.is_empty(), ty) {
                 types.entry(output.clone()).or_insert(ty);
@@ -345,6 +346,22 @@ fn infer_node<'a>(
         }
         _ => Vec::new(),
     }
+}
+
+/// The classic-ML ops whose results rules read: a LinearClassifier's labels and scores.
+fn infer_ml_node(node: &Node, inputs: &[Option<&ValueType>]) -> Vec<Option<ValueType>> {
+    if node.op_type != "LinearClassifier" {
+        return Vec::new();
+    }
+    let rows = inputs.first().copied().flatten().and_then(|ty| ty.dims.as_ref()).and_then(|dims| dims.first().cloned());
+    let label = if node.attribute("classlabels_ints").is_some() {
+        DataType::I64
+    } else if node.attribute("classlabels_strings").is_some() {
+        DataType::String
+    } else {
+        return Vec::new();
+    };
+    vec![Some(ValueType { dtype: label, dims: rows.map(|rows| vec![rows]) })]
 }
 
 fn known(dim: &DimValue) -> Option<i64> {
