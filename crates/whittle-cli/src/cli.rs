@@ -35,13 +35,14 @@ pub struct FuseArgs {
     /// Where to write the fused model; it must not be the input.
     #[arg(short, long, value_name = "OUT")]
     pub output: PathBuf,
-    /// Run only these passes of the default pipeline (cleanup, fuse-conv, fuse-matmul, fuse-patterns).
+    /// Run only these passes of the default pipeline (cleanup, fuse-conv, fuse-matmul, fuse-patterns,
+    /// fuse-attention).
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     pub passes: Option<Vec<String>>,
     /// Leave these passes out.
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     pub disable: Vec<String>,
-    /// The opset fused forms may use (Gelu needs 20); the model is moved there when it is older.
+    /// The opset fused forms may use (Gelu needs 20, Attention 23); the model is moved there when it is older.
     #[arg(long, value_name = "N")]
     pub target_opset: Option<i64>,
     /// Change only these nodes: node names or op types.

@@ -496,7 +496,7 @@ fn fuse_names_bad_options_and_refuses_to_overwrite_its_input() {
     let output = whittle(&["fuse", model.to_str().unwrap(), "-o", out.to_str().unwrap(), "--passes", "cleanup,bogus"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains("unknown pass 'bogus' (passes: cleanup, fuse-conv, fuse-matmul, fuse-patterns)"),
+        stderr(&output).contains("unknown pass 'bogus' (passes: cleanup, fuse-conv, fuse-matmul, fuse-patterns, fuse-attention)"),
         "{}",
         stderr(&output)
     );

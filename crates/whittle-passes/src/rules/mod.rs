@@ -1,5 +1,6 @@
 //! The rules, one file per family. Each rule looks at one node and returns a patch or `None`.
 
+pub mod attention;
 pub mod cleanup;
 pub mod conv;
 pub mod fold;
