@@ -57,10 +57,20 @@ pub struct FuseArgs {
     /// The size of a symbolic batch axis in the generated check inputs.
     #[arg(long, value_name = "B")]
     pub batch: Option<usize>,
-    /// Threads for every kernel while checking and timing (default: one per core).
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How commands that run two models side by side (`compare`, `fuse`) run and time them.
+#[derive(Debug, clap::Args)]
+pub struct MeasureArgs {
+    /// Threads for every kernel (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Timed runs of each model for latency; 0 skips latency.
+    /// Timed runs of each model for latency, on the first feed; 0 skips latency.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub iters: usize,
     /// Untimed runs before the timed ones.
@@ -69,9 +79,6 @@ pub struct FuseArgs {
     /// The device to run on: `cpu` (burn-flex), or a backend this build has.
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     pub device: String,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -123,18 +130,8 @@ pub struct CompareArgs {
     /// Samples per run when the data is one .npz and the batch axis is symbolic (default 1).
     #[arg(long, value_name = "B")]
     pub batch: Option<usize>,
-    /// Threads for every kernel (default: one per core).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
-    /// Timed runs of each model for latency, on the first feed; 0 skips latency.
-    #[arg(long, default_value_t = 20, value_name = "N")]
-    pub iters: usize,
-    /// Untimed runs before the timed ones.
-    #[arg(long, default_value_t = 3, value_name = "N")]
-    pub warmup: usize,
-    /// The device to run on: `cpu` (burn-flex), or a backend this build has.
-    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
-    pub device: String,
+    #[command(flatten)]
+    pub measure: MeasureArgs,
     /// Print the report as JSON.
     #[arg(long, conflicts_with = "markdown")]
     pub json: bool,

@@ -10,7 +10,7 @@ use whittle_data::Batching;
 use whittle_eval::{BenchData, BenchOptions, Budget, CompareOptions, InputShapes, LatencyOptions};
 use whittle_runtime::{Backend, RuntimeOptions};
 
-use crate::cli::{BenchArgs, CompareArgs, ConvertArgs, ExternalDataArg, FuseArgs};
+use crate::cli::{BenchArgs, CompareArgs, ConvertArgs, ExternalDataArg, FuseArgs, MeasureArgs};
 
 /// How `convert` saves, from its flags.
 pub fn save_options(args: &ConvertArgs) -> SaveOptions {
@@ -137,12 +137,17 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<(BenchData, BenchOptions)> {
     Ok((data, options))
 }
 
+/// `--iters` timed runs after `--warmup` untimed ones; none for `--iters 0`.
+fn latency(args: &MeasureArgs) -> Option<LatencyOptions> {
+    (args.iters > 0).then_some(LatencyOptions { warmup: args.warmup, budget: Budget::Iterations(args.iters) })
+}
+
 /// How `compare` runs, from its flags.
 pub fn compare(args: &CompareArgs) -> anyhow::Result<CompareOptions> {
     Ok(CompareOptions {
-        runtime: runtime_options(&args.device)?,
-        latency: (args.iters > 0).then_some(LatencyOptions { warmup: args.warmup, budget: Budget::Iterations(args.iters) }),
-        threads: args.threads,
+        runtime: runtime_options(&args.measure.device)?,
+        latency: latency(&args.measure),
+        threads: args.measure.threads,
         batching: batching(args.batch)?,
     })
 }
@@ -158,9 +163,9 @@ pub fn fuse(args: &FuseArgs) -> anyhow::Result<whittle_passes::FuseOptions> {
         target_opset: args.target_opset,
         filter: whittle_passes::NodeFilter { include: args.include.clone(), exclude: args.exclude.clone() },
         fold_max_bytes: args.fold_max_bytes,
-        runtime: runtime_options(&args.device)?,
+        runtime: runtime_options(&args.measure.device)?,
         batch: args.batch.map(|batch| batch as i64),
-        latency: (args.iters > 0).then_some(LatencyOptions { warmup: args.warmup, budget: Budget::Iterations(args.iters) }),
-        threads: args.threads,
+        latency: latency(&args.measure),
+        threads: args.measure.threads,
     })
 }

@@ -3,6 +3,7 @@
 
 use whittle_ir::{AttrValue, Attribute, Node};
 
+use super::constant_scalar;
 use crate::attrs::{attr_int, attr_ints};
 use crate::error::Result;
 use crate::pass::Rule;
@@ -10,12 +11,6 @@ use crate::patch::Patch;
 use crate::view::GraphView;
 
 pub const RULES: &[Rule] = &[Rule { name: "attention-pattern", op_types: &["Softmax"], apply: attention_pattern }];
-
-/// The constant scalar of `value`.
-fn scalar(view: &GraphView<'_>, value: &str) -> Option<f64> {
-    let values = view.constant(value)?.to_f32_vec()?;
-    (values.len() == 1).then(|| f64::from(values[0]))
-}
 
 fn rank(view: &GraphView<'_>, value: &str) -> Option<usize> {
     view.value_type(value)?.rank()
@@ -41,7 +36,9 @@ fn attention_pattern(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>
         return Ok(None);
     };
     let [scores, factor] = scaling.inputs.as_slice() else { return Ok(None) };
-    let Some(factor) = scalar(view, factor).filter(|factor| factor.is_finite() && *factor != 0.0) else { return Ok(None) };
+    let Some(factor) = constant_scalar(view, factor).filter(|factor| factor.is_finite() && *factor != 0.0) else {
+        return Ok(None);
+    };
     let scale = if scaling.op_type == "Div" { 1.0 / factor } else { factor };
     let Some((qk_index, qk)) = view.sole_producer(scores, "MatMul") else { return Ok(None) };
     let [q, k_transposed] = qk.inputs.as_slice() else { return Ok(None) };

@@ -179,29 +179,33 @@ fn layer_and_constant<'a>(view: &GraphView<'a>, node: &Node) -> Option<(Layer<'a
 }
 
 fn add_into_conv_bias(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>> {
-    let node = view.node(index);
-    let Some((layer, constant)) = layer_and_constant(view, node) else { return Ok(None) };
-    let rank = layer.weights.dims.len();
-    let Some(add) = per_channel(constant, layer.channels, rank) else { return Ok(None) };
-    let old = layer.bias.clone().unwrap_or_else(|| vec![0.0; layer.channels]);
-    let bias: Vec<f64> = old.iter().zip(&add).map(|(b, a)| b + a).collect();
-    Ok(layer.rebuilt(view, None, &bias, &node.outputs[0]).map(|mut patch| {
-        patch.remove.push(index);
-        patch
+    Ok(fold_per_channel(view, index, |layer, add| {
+        let bias = layer.bias.clone().unwrap_or_else(|| vec![0.0; layer.channels]);
+        (None, bias.iter().zip(add).map(|(b, a)| b + a).collect())
     }))
 }
 
 fn mul_into_conv_weights(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>> {
-    let node = view.node(index);
-    let Some((layer, constant)) = layer_and_constant(view, node) else { return Ok(None) };
-    let rank = layer.weights.dims.len();
-    let Some(scale) = per_channel(constant, layer.channels, rank) else { return Ok(None) };
-    let old = layer.bias.clone().unwrap_or_else(|| vec![0.0; layer.channels]);
-    let bias: Vec<f64> = old.iter().zip(&scale).map(|(b, s)| b * s).collect();
-    Ok(layer.rebuilt(view, Some(&scale), &bias, &node.outputs[0]).map(|mut patch| {
-        patch.remove.push(index);
-        patch
+    Ok(fold_per_channel(view, index, |layer, scale| {
+        let bias = layer.bias.clone().unwrap_or_else(|| vec![0.0; layer.channels]);
+        (Some(scale.to_vec()), bias.iter().zip(scale).map(|(b, s)| b * s).collect())
     }))
+}
+
+/// Folds binary node `index` of a Conv output and a per-channel constant into the Conv: `fold`
+/// gives the weight scale (if any) and the new bias from the constant's per-channel values.
+fn fold_per_channel(
+    view: &GraphView<'_>,
+    index: usize,
+    fold: impl Fn(&Layer<'_>, &[f64]) -> (Option<Vec<f64>>, Vec<f64>),
+) -> Option<Patch> {
+    let node = view.node(index);
+    let (layer, constant) = layer_and_constant(view, node)?;
+    let values = per_channel(constant, layer.channels, layer.weights.dims.len())?;
+    let (scale, bias) = fold(&layer, &values);
+    let mut patch = layer.rebuilt(view, scale.as_deref(), &bias, &node.outputs[0])?;
+    patch.remove.push(index);
+    Some(patch)
 }
 
 /// The pads of a Pad node that pads with zeros, as `[begin..., end...]` over all axes.

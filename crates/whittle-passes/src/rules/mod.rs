@@ -7,6 +7,14 @@ pub mod fold;
 pub mod gemm;
 pub mod norm;
 
+use crate::view::GraphView;
+
+/// The value of `value` when it is a one-element numeric constant.
+fn constant_scalar(view: &GraphView<'_>, value: &str) -> Option<f64> {
+    let values = view.constant(value)?.to_f32_vec()?;
+    (values.len() == 1).then(|| f64::from(values[0]))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     //! Hand-built graphs for the rules' unit tests, and the one check they all use: run the pass,

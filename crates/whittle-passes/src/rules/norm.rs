@@ -3,6 +3,7 @@
 
 use whittle_ir::{AttrValue, Attribute, Node};
 
+use super::constant_scalar;
 use crate::error::Result;
 use crate::infer::{axes_of, normalize_axis};
 use crate::pass::Rule;
@@ -14,12 +15,6 @@ pub const RULES: &[Rule] = &[
     Rule { name: "gelu-erf-pattern", op_types: &["Erf"], apply: gelu_erf_pattern },
     Rule { name: "gelu-tanh-pattern", op_types: &["Tanh"], apply: gelu_tanh_pattern },
 ];
-
-/// The constant scalar value of `value`, if it is a one-element float constant.
-fn scalar(view: &GraphView<'_>, value: &str) -> Option<f64> {
-    let values = view.constant(value)?.to_f32_vec()?;
-    (values.len() == 1).then(|| f64::from(values[0]))
-}
 
 fn near(value: Option<f64>, expected: f64) -> bool {
     value.is_some_and(|value| (value - expected).abs() <= 1e-4 * expected.abs().max(1.0))
@@ -74,10 +69,10 @@ fn layernorm_pattern(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>
     let Some((sqrt_index, sqrt)) = sole_input(view, deviation, "Sqrt") else { return Ok(None) };
     let Some((eps_add_index, eps_add)) = sole_input(view, &sqrt.inputs[0], "Add") else { return Ok(None) };
     let Some(variance) = eps_add.inputs.iter().find(|input| view.constant(input).is_none()) else { return Ok(None) };
-    let Some(epsilon) = other_operand(eps_add, variance).and_then(|eps| scalar(view, eps)) else { return Ok(None) };
+    let Some(epsilon) = other_operand(eps_add, variance).and_then(|eps| constant_scalar(view, eps)) else { return Ok(None) };
     let Some((var_mean_index, var_mean)) = sole_input(view, variance, "ReduceMean") else { return Ok(None) };
     let Some((pow_index, pow)) = sole_input(view, &var_mean.inputs[0], "Pow") else { return Ok(None) };
-    if pow.inputs[0] != *centered || !near(pow.inputs.get(1).and_then(|exponent| scalar(view, exponent)), 2.0) {
+    if pow.inputs[0] != *centered || !near(pow.inputs.get(1).and_then(|exponent| constant_scalar(view, exponent)), 2.0) {
         return Ok(None);
     }
     // The centred value feeds exactly the Pow and the Div.
@@ -152,7 +147,7 @@ fn layernorm_pattern(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>
 /// forms, as the nodes it spans and the value it ends in.
 fn gelu_tail(view: &GraphView<'_>, x: &str, inner: &str) -> Option<(Vec<usize>, String)> {
     let (plus_index, plus) = sole_reader(view, inner, "Add")?;
-    if !near(other_operand(plus, inner).and_then(|one| scalar(view, one)), 1.0) {
+    if !near(other_operand(plus, inner).and_then(|one| constant_scalar(view, one)), 1.0) {
         return None;
     }
     let sum = &plus.outputs[0];
@@ -162,12 +157,12 @@ fn gelu_tail(view: &GraphView<'_>, x: &str, inner: &str) -> Option<(Vec<usize>, 
     let output = if other == x {
         // (x * sum) * 0.5
         let (half_index, half) = sole_reader(view, &mul.outputs[0], "Mul")?;
-        if !near(other_operand(half, &mul.outputs[0]).and_then(|half| scalar(view, half)), 0.5) {
+        if !near(other_operand(half, &mul.outputs[0]).and_then(|half| constant_scalar(view, half)), 0.5) {
             return None;
         }
         nodes.push(half_index);
         half.outputs[0].clone()
-    } else if near(scalar(view, other), 0.5) {
+    } else if near(constant_scalar(view, other), 0.5) {
         // (sum * 0.5) * x
         let (x_index, x_mul) = sole_reader(view, &mul.outputs[0], "Mul")?;
         if other_operand(x_mul, &mul.outputs[0]) != Some(x) {
@@ -178,7 +173,7 @@ fn gelu_tail(view: &GraphView<'_>, x: &str, inner: &str) -> Option<(Vec<usize>, 
     } else {
         // (x * 0.5) * sum
         let (half_index, half) = sole_input(view, other, "Mul")?;
-        if other_operand(half, x).and_then(|half| scalar(view, half)).is_none_or(|value| !near(Some(value), 0.5)) {
+        if other_operand(half, x).and_then(|half| constant_scalar(view, half)).is_none_or(|value| !near(Some(value), 0.5)) {
             return None;
         }
         nodes.push(half_index);
@@ -209,7 +204,7 @@ fn gelu_erf_pattern(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>>
     };
     let [x, factor] = scale.inputs.as_slice() else { return Ok(None) };
     let expected = if scale.op_type == "Div" { std::f64::consts::SQRT_2 } else { std::f64::consts::FRAC_1_SQRT_2 };
-    if !near(scalar(view, factor), expected) {
+    if !near(constant_scalar(view, factor), expected) {
         return Ok(None);
     }
     let Some((mut nodes, output)) = gelu_tail(view, x, &erf.outputs[0]) else { return Ok(None) };
@@ -225,19 +220,19 @@ fn gelu_tanh_pattern(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>
     let tanh = view.node(index);
     let Some((scaled_index, scaled)) = sole_input(view, &tanh.inputs[0], "Mul") else { return Ok(None) };
     let Some(inner) = scaled.inputs.iter().find(|input| view.constant(input).is_none()) else { return Ok(None) };
-    if !near(other_operand(scaled, inner).and_then(|factor| scalar(view, factor)), (2.0 / std::f64::consts::PI).sqrt()) {
+    if !near(other_operand(scaled, inner).and_then(|factor| constant_scalar(view, factor)), (2.0 / std::f64::consts::PI).sqrt()) {
         return Ok(None);
     }
     let Some((sum_index, sum)) = sole_input(view, inner, "Add") else { return Ok(None) };
     let found = sum.inputs.iter().find_map(|cubic| {
         let (cubic_index, cubic_node) = sole_input(view, cubic, "Mul")?;
         let cube = cubic_node.inputs.iter().find(|input| view.constant(input).is_none())?;
-        if !near(other_operand(cubic_node, cube).and_then(|factor| scalar(view, factor)), 0.044715) {
+        if !near(other_operand(cubic_node, cube).and_then(|factor| constant_scalar(view, factor)), 0.044715) {
             return None;
         }
         let (pow_index, pow) = sole_input(view, cube, "Pow")?;
         let x = other_operand(sum, cubic)?;
-        (pow.inputs[0] == x && near(pow.inputs.get(1).and_then(|exponent| scalar(view, exponent)), 3.0))
+        (pow.inputs[0] == x && near(pow.inputs.get(1).and_then(|exponent| constant_scalar(view, exponent)), 3.0))
             .then(|| (x.to_string(), vec![cubic_index, pow_index]))
     });
     let Some((x, cubic_nodes)) = found else { return Ok(None) };
