@@ -168,6 +168,9 @@ impl RulePass {
         let view = GraphView::new(&model.graph, context);
         for index in start..model.graph.nodes.len() {
             let node = &model.graph.nodes[index];
+            if !crate::view::well_formed(node) {
+                continue;
+            }
             for rule in &self.rules {
                 if !rule.op_types.is_empty() && !rule.op_types.contains(&node.op_type.as_str()) {
                     continue;

@@ -57,12 +57,8 @@ fn attention_pattern(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>
         }
         _ => return Ok(None),
     };
-    if view.readers(softmax_out).len() != 1 || view.is_graph_output(softmax_out) {
-        return Ok(None);
-    }
-    let reader = view.readers(softmax_out)[0];
-    let weighted = view.node(reader);
-    if weighted.op_type != "MatMul" || weighted.inputs[0] != *softmax_out {
+    let Some((reader, weighted)) = view.sole_reader(softmax_out, "MatMul") else { return Ok(None) };
+    if weighted.inputs[0] != *softmax_out {
         return Ok(None);
     }
     let v = &weighted.inputs[1];

@@ -125,7 +125,11 @@ impl Layer<'_> {
         let mut taken = Vec::new();
         if let Some(scale) = scale {
             let weights = values(self.weights)?;
-            let scaled: Vec<f64> = weights.iter().enumerate().map(|(element, &w)| w * scale[self.channel_of(element)]).collect();
+            let scaled: Vec<f64> = weights
+                .iter()
+                .enumerate()
+                .map(|(element, &w)| scale.get(self.channel_of(element)).map(|s| w * s))
+                .collect::<Option<_>>()?;
             let name = view.fresh_name(&format!("{}_folded_weight", output), &taken);
             taken.push(name.clone());
             patch.initializers.push(f32_tensor(name.clone(), self.weights.dims.clone(), &scaled)?);
@@ -338,6 +342,16 @@ mod tests {
         // A [3,3,3] constant adds along more than the channel axis.
         let add = Node::new("add", "Add", &["c", "wide"], &["y"]);
         check(conv_graph(vec![add], vec![ramp("wide", &[3, 3, 3], 0.2)]), "fuse-conv", &[], "nodes 2: Conv Add");
+    }
+
+    #[test]
+    fn malformed_nodes_are_left_alone() {
+        // A BatchNormalization with two of its five inputs: no rule may index the missing ones.
+        let bn = Node::new("bn", "BatchNormalization", &["c", "gamma"], &["y"]);
+        let mut model = crate::rules::tests::model_at(conv_graph(vec![bn], vec![ramp("gamma", &[3], 0.7)]), 18);
+        let context = crate::PassContext::for_model(&model);
+        let runs = crate::passes::by_names(&["fuse-conv"]).unwrap().run(&mut model, &context).unwrap();
+        assert_eq!(runs[0].fired(), 0);
     }
 
     #[test]

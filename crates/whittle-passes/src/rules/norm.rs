@@ -20,16 +20,6 @@ fn near(value: Option<f64>, expected: f64) -> bool {
     value.is_some_and(|value| (value - expected).abs() <= 1e-4 * expected.abs().max(1.0))
 }
 
-/// The single reader of `value` when it has type `op_type`, with its index.
-fn sole_reader<'a>(view: &GraphView<'a>, value: &str, op_type: &str) -> Option<(usize, &'a Node)> {
-    if !view.has_one_reader(value) {
-        return None;
-    }
-    let index = view.readers(value)[0];
-    let node = view.node(index);
-    (node.op_type == op_type).then_some((index, node))
-}
-
 /// The operand of binary `node` other than `value`.
 fn other_operand<'a>(node: &'a Node, value: &str) -> Option<&'a str> {
     match node.inputs.as_slice() {
@@ -105,12 +95,12 @@ fn layernorm_pattern(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>
                 && whittle_ir::element_count(&tensor.dims) == whittle_ir::element_count(&normalized_dims)
         })
     };
-    if let Some((mul_index, mul)) = sole_reader(view, &output, "Mul") {
+    if let Some((mul_index, mul)) = view.sole_reader(&output, "Mul") {
         if let Some(gamma) = other_operand(mul, &output).filter(|gamma| fits(gamma)) {
             scale = Some(gamma.to_string());
             remove.push(mul_index);
             output = mul.outputs[0].clone();
-            if let Some((add_index, add)) = sole_reader(view, &output, "Add") {
+            if let Some((add_index, add)) = view.sole_reader(&output, "Add") {
                 if let Some(beta) = other_operand(add, &output).filter(|beta| fits(beta)) {
                     bias = Some(beta.to_string());
                     remove.push(add_index);
@@ -146,17 +136,17 @@ fn layernorm_pattern(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>
 /// From `inner` = f(x) with `Add(inner, 1)` onwards: the `0.5 * x * (1 + inner)` tail of both GELU
 /// forms, as the nodes it spans and the value it ends in.
 fn gelu_tail(view: &GraphView<'_>, x: &str, inner: &str) -> Option<(Vec<usize>, String)> {
-    let (plus_index, plus) = sole_reader(view, inner, "Add")?;
+    let (plus_index, plus) = view.sole_reader(inner, "Add")?;
     if !near(other_operand(plus, inner).and_then(|one| constant_scalar(view, one)), 1.0) {
         return None;
     }
     let sum = &plus.outputs[0];
-    let (mul_index, mul) = sole_reader(view, sum, "Mul")?;
+    let (mul_index, mul) = view.sole_reader(sum, "Mul")?;
     let other = other_operand(mul, sum)?;
     let mut nodes = vec![plus_index, mul_index];
     let output = if other == x {
         // (x * sum) * 0.5
-        let (half_index, half) = sole_reader(view, &mul.outputs[0], "Mul")?;
+        let (half_index, half) = view.sole_reader(&mul.outputs[0], "Mul")?;
         if !near(other_operand(half, &mul.outputs[0]).and_then(|half| constant_scalar(view, half)), 0.5) {
             return None;
         }
@@ -164,7 +154,7 @@ fn gelu_tail(view: &GraphView<'_>, x: &str, inner: &str) -> Option<(Vec<usize>, 
         half.outputs[0].clone()
     } else if near(constant_scalar(view, other), 0.5) {
         // (sum * 0.5) * x
-        let (x_index, x_mul) = sole_reader(view, &mul.outputs[0], "Mul")?;
+        let (x_index, x_mul) = view.sole_reader(&mul.outputs[0], "Mul")?;
         if other_operand(x_mul, &mul.outputs[0]) != Some(x) {
             return None;
         }
