@@ -133,7 +133,15 @@ impl Pass for RulePass {
             run.sweeps += 1;
             let mut sweep_changed = false;
             let mut start = 0;
+            // Every useful patch removes or replaces a node, so a sweep needs at most one patch per
+            // node; a rule that keeps rewriting without progress ends the sweep here, and the cap on
+            // sweeps then ends the pass with `converged: false`.
+            let mut budget = model.graph.nodes.len() + 1;
             while let Some((index, rule, patch)) = self.find(model, context, start)? {
+                if budget == 0 {
+                    break;
+                }
+                budget -= 1;
                 let label = format!("{} ({})", model.graph.nodes[index].label(), model.graph.nodes[index].op_type);
                 patch.apply(&mut model.graph);
                 let invalid = |reason: String| PassError::InvalidPatch {
@@ -217,5 +225,40 @@ impl PassManager {
             runs.push(run);
         }
         Ok(runs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use whittle_ir::{Graph, Node, ValueInfo};
+
+    use super::*;
+
+    /// A broken rule: it replaces every Relu with a copy of itself, forever.
+    fn rewrite_forever(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>> {
+        Ok(Some(Patch::replace_with(vec![index], view.node(index).clone())))
+    }
+
+    #[test]
+    fn a_rule_that_never_stops_is_capped_and_reported() {
+        let graph = Graph {
+            nodes: vec![Node::new("relu", "Relu", &["x"], &["y"])],
+            inputs: vec![ValueInfo::new("x", None)],
+            outputs: vec![ValueInfo::new("y", None)],
+            ..Graph::default()
+        };
+        let mut model = Model::new(graph, 10, 18);
+        let mut context = PassContext::for_model(&model);
+        context.max_sweeps = 3;
+        let pass = RulePass {
+            name: "broken",
+            tolerance: Tolerance::Exact,
+            rules: vec![Rule { name: "rewrite-forever", op_types: &["Relu"], apply: rewrite_forever }],
+        };
+        let runs = PassManager::new(vec![Box::new(pass)]).run(&mut model, &context).unwrap();
+        assert!(!runs[0].converged);
+        assert_eq!(runs[0].sweeps, 3);
+        // Two patches per sweep: the one-node graph's budget.
+        assert_eq!(runs[0].rules["rewrite-forever"].count, 6);
     }
 }

@@ -13,6 +13,9 @@ use crate::settings;
 pub fn run(args: &FuseArgs) -> anyhow::Result<()> {
     let options = settings::fuse(args)?;
     let report = whittle_passes::fuse(&args.model, &args.output, &options)?;
+    for run in report.passes.iter().filter(|run| !run.converged) {
+        eprintln!("warning: pass '{}' stopped after {} sweeps without reaching a fixed point", run.pass, run.sweeps);
+    }
     if args.json {
         super::emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
