@@ -315,6 +315,25 @@ mod tests {
     }
 
     #[test]
+    fn subgraphs_read_the_value_that_replaces_a_removed_one() {
+        // y = If(cond) { then: Neg(a) } { else: Relu(a) }, with a = Identity(x) read only inside the branches.
+        let branch = |op: &str| whittle_ir::Graph {
+            name: op.to_string(),
+            nodes: vec![Node::new(op, op, &["a"], &[&format!("{op}_out")])],
+            outputs: vec![crate::rules::tests::f32_info(&format!("{op}_out"), &[2])],
+            ..whittle_ir::Graph::default()
+        };
+        let mut if_node = Node::new("if", "If", &["cond"], &["y"]);
+        if_node.attributes.push(Attribute::new("then_branch", AttrValue::Graph(Box::new(branch("Neg")))));
+        if_node.attributes.push(Attribute::new("else_branch", AttrValue::Graph(Box::new(branch("Relu")))));
+        let mut g = graph(vec![Node::new("id", "Identity", &["x"], &["a"]), if_node], &[("x", &[2])], &["y"]);
+        g.initializers.push(Tensor::from_bytes("cond", DataType::Bool, vec![], vec![1]).unwrap());
+        let fused = check(g, "cleanup", &["identity"], "nodes 1: If");
+        let then_branch = fused.graph.nodes[0].subgraphs().next().unwrap();
+        assert_eq!(then_branch.nodes[0].inputs, ["x"]);
+    }
+
+    #[test]
     fn dropout_in_training_mode_stays() {
         // The runtime runs training mode only with ratio 0, which keeps the check deterministic.
         let drop = Node::new("drop", "Dropout", &["x", "ratio", "training"], &["y"]);
