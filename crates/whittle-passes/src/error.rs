@@ -16,8 +16,6 @@ pub enum PassError {
     UnknownPass { name: String, known: String },
     #[error("cannot move the model from opset {from} to {to}: {reason}")]
     Opset { from: i64, to: i64, reason: String },
-    #[error("node '{node}' ({op}): {reason}")]
-    Node { node: String, op: String, reason: String },
     // Boxed as in whittle-eval: runtime errors are large.
     #[error("{path}: {error}", path = path.display())]
     Runtime { path: PathBuf, error: Box<whittle_runtime::RuntimeError> },

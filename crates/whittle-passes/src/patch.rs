@@ -26,11 +26,6 @@ impl Patch {
         Patch { remove, add: vec![node], ..Patch::default() }
     }
 
-    pub fn with_initializer(mut self, tensor: Tensor) -> Patch {
-        self.initializers.push(tensor);
-        self
-    }
-
     /// Applies the patch. New nodes take the place of the last removed node (or go last when
     /// nothing is removed): everything they read is produced before it, and what they produce was
     /// read only after it, so the nodes stay in topological order without a sort. The caller

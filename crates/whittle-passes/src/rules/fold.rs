@@ -17,8 +17,8 @@ pub const RULES: &[Rule] = &[
     Rule { name: "constant-fold", op_types: &[], apply: constant_fold },
 ];
 
-/// Ops that are never folded: random ones, and those whose constant inputs are cheaper than
-/// their result in a way the size budget would not see (none yet beyond the random ones).
+/// Ops that are never folded: random ones (a folded sample would be one draw for ever), and
+/// Constant, which `constant-to-initializer` turns into an initializer without running it.
 const NOT_FOLDED: &[&str] =
     &["RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli", "Constant"];
 

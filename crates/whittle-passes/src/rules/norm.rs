@@ -29,11 +29,6 @@ fn other_operand<'a>(node: &'a Node, value: &str) -> Option<&'a str> {
     }
 }
 
-/// The producer of `value` with type `op_type`, read by nothing else.
-fn sole_input<'a>(view: &GraphView<'a>, value: &str, op_type: &str) -> Option<(usize, &'a Node)> {
-    view.sole_producer(value, op_type)
-}
-
 /// The trailing axes a ReduceMean reduces, as the first of them, when they run to the last axis.
 fn trailing_mean_axis(view: &GraphView<'_>, node: &Node, rank: usize) -> Option<i64> {
     if crate::attrs::attr_int(node, "keepdims") == Some(0) {
@@ -56,12 +51,12 @@ fn layernorm_pattern(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>
     }
     let div = view.node(index);
     let [centered, deviation] = div.inputs.as_slice() else { return Ok(None) };
-    let Some((sqrt_index, sqrt)) = sole_input(view, deviation, "Sqrt") else { return Ok(None) };
-    let Some((eps_add_index, eps_add)) = sole_input(view, &sqrt.inputs[0], "Add") else { return Ok(None) };
+    let Some((sqrt_index, sqrt)) = view.sole_producer(deviation, "Sqrt") else { return Ok(None) };
+    let Some((eps_add_index, eps_add)) = view.sole_producer(&sqrt.inputs[0], "Add") else { return Ok(None) };
     let Some(variance) = eps_add.inputs.iter().find(|input| view.constant(input).is_none()) else { return Ok(None) };
     let Some(epsilon) = other_operand(eps_add, variance).and_then(|eps| constant_scalar(view, eps)) else { return Ok(None) };
-    let Some((var_mean_index, var_mean)) = sole_input(view, variance, "ReduceMean") else { return Ok(None) };
-    let Some((pow_index, pow)) = sole_input(view, &var_mean.inputs[0], "Pow") else { return Ok(None) };
+    let Some((var_mean_index, var_mean)) = view.sole_producer(variance, "ReduceMean") else { return Ok(None) };
+    let Some((pow_index, pow)) = view.sole_producer(&var_mean.inputs[0], "Pow") else { return Ok(None) };
     if pow.inputs[0] != *centered || !near(pow.inputs.get(1).and_then(|exponent| constant_scalar(view, exponent)), 2.0) {
         return Ok(None);
     }
@@ -71,7 +66,7 @@ fn layernorm_pattern(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>
         return Ok(None);
     }
     let [x, mean] = sub.inputs.as_slice() else { return Ok(None) };
-    let Some((mean_index, mean_node)) = sole_input(view, mean, "ReduceMean") else { return Ok(None) };
+    let Some((mean_index, mean_node)) = view.sole_producer(mean, "ReduceMean") else { return Ok(None) };
     if mean_node.inputs[0] != *x {
         return Ok(None);
     }
@@ -162,7 +157,7 @@ fn gelu_tail(view: &GraphView<'_>, x: &str, inner: &str) -> Option<(Vec<usize>, 
         x_mul.outputs[0].clone()
     } else {
         // (x * 0.5) * sum
-        let (half_index, half) = sole_input(view, other, "Mul")?;
+        let (half_index, half) = view.sole_producer(other, "Mul")?;
         if other_operand(half, x).and_then(|half| constant_scalar(view, half)).is_none_or(|value| !near(Some(value), 0.5)) {
             return None;
         }
@@ -188,7 +183,8 @@ fn gelu_erf_pattern(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>>
         return Ok(None);
     }
     let erf = view.node(index);
-    let Some((scale_index, scale)) = sole_input(view, &erf.inputs[0], "Div").or_else(|| sole_input(view, &erf.inputs[0], "Mul"))
+    let Some((scale_index, scale)) =
+        view.sole_producer(&erf.inputs[0], "Div").or_else(|| view.sole_producer(&erf.inputs[0], "Mul"))
     else {
         return Ok(None);
     };
@@ -208,19 +204,19 @@ fn gelu_tanh_pattern(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>
         return Ok(None);
     }
     let tanh = view.node(index);
-    let Some((scaled_index, scaled)) = sole_input(view, &tanh.inputs[0], "Mul") else { return Ok(None) };
+    let Some((scaled_index, scaled)) = view.sole_producer(&tanh.inputs[0], "Mul") else { return Ok(None) };
     let Some(inner) = scaled.inputs.iter().find(|input| view.constant(input).is_none()) else { return Ok(None) };
     if !near(other_operand(scaled, inner).and_then(|factor| constant_scalar(view, factor)), (2.0 / std::f64::consts::PI).sqrt()) {
         return Ok(None);
     }
-    let Some((sum_index, sum)) = sole_input(view, inner, "Add") else { return Ok(None) };
+    let Some((sum_index, sum)) = view.sole_producer(inner, "Add") else { return Ok(None) };
     let found = sum.inputs.iter().find_map(|cubic| {
-        let (cubic_index, cubic_node) = sole_input(view, cubic, "Mul")?;
+        let (cubic_index, cubic_node) = view.sole_producer(cubic, "Mul")?;
         let cube = cubic_node.inputs.iter().find(|input| view.constant(input).is_none())?;
         if !near(other_operand(cubic_node, cube).and_then(|factor| constant_scalar(view, factor)), 0.044715) {
             return None;
         }
-        let (pow_index, pow) = sole_input(view, cube, "Pow")?;
+        let (pow_index, pow) = view.sole_producer(cube, "Pow")?;
         let x = other_operand(sum, cubic)?;
         (pow.inputs[0] == x && near(pow.inputs.get(1).and_then(|exponent| constant_scalar(view, exponent)), 3.0))
             .then(|| (x.to_string(), vec![cubic_index, pow_index]))
