@@ -6,7 +6,7 @@ use criterion::{BenchmarkId, Criterion};
 use whittle_data::Batching;
 use whittle_runtime::{RuntimeOptions, Session};
 
-use crate::fixture;
+use crate::{fixture, timed_runs};
 
 pub fn fixtures(c: &mut Criterion) {
     for name in ["digits_mlp", "digits_cnn", "transformer_tiny"] {
@@ -21,20 +21,7 @@ pub fn fixtures(c: &mut Criterion) {
             let feed: Vec<_> = feeds[0].tensors.iter().map(|tensor| (tensor.name.clone(), tensor.clone())).collect();
             for threads in [1, 2] {
                 let id = BenchmarkId::new(format!("batch{batch}"), format!("{threads}t"));
-                // The timed loop runs inside the pool (criterion's bencher cannot move into it), so
-                // every kernel of every run sees `threads` threads.
-                group.bench_function(id, |b| {
-                    b.iter_custom(|iterations| {
-                        whittle_eval::with_threads(Some(threads), || {
-                            let start = std::time::Instant::now();
-                            for _ in 0..iterations {
-                                session.run(feed.clone()).expect("run");
-                            }
-                            start.elapsed()
-                        })
-                        .expect("thread pool")
-                    })
-                });
+                group.bench_function(id, |b| b.iter_custom(|iterations| timed_runs(&session, &feed, threads, iterations)));
             }
         }
         group.finish();

@@ -1,6 +1,7 @@
 //! `cargo xtask <task>`: whittle's automation (Python venvs, test data, fixtures, heavy checks, CI).
 
 mod bench_ort;
+mod compare_onnxsim;
 mod conformance;
 mod large_model;
 mod python;
@@ -27,6 +28,10 @@ tasks:
   quant-vs-ort whittle's int8-static and int8-dynamic beside ONNX Runtime's quantize_static and
                quantize_dynamic on the fixtures: size, accuracy and latency in ORT; writes
                benches/results/quant-vs-ort.md
+  compare-onnxsim
+               fuse every fixture and light zoo model with whittle and with onnxsim (pinned in the
+               interop venv), check both in ONNX Runtime, print node counts side by side; fails when
+               whittle leaves more nodes than onnxsim
   fixtures     regenerate fixtures/: models with torch and scikit-learn (downloads several GB the first
                time), format fixtures with the onnx package
 ";
@@ -49,6 +54,17 @@ fn main() -> Result<()> {
         }
         "fixtures" => fixtures(&root),
         "quant-vs-ort" => quant_vs_ort::run_all(&root),
+        "compare-onnxsim" => {
+            // WHITTLE_PYTHON names a venv that already has the pinned packages (setup is skipped).
+            let python = match std::env::var_os("WHITTLE_PYTHON") {
+                Some(python) => PathBuf::from(python),
+                None => {
+                    setup(&root)?;
+                    python::interop_venv(&root)?
+                }
+            };
+            compare_onnxsim::run(&root, &python)
+        }
         "bench-ort" => {
             let rest: Vec<String> = std::env::args().skip(2).collect();
             let seconds = match rest.iter().position(|arg| arg == "--seconds") {

@@ -27,6 +27,61 @@ pub enum Command {
     /// Quantize a model (INT8 QDQ with calibrated activations), measure it against the original and
     /// write it when it meets the budget.
     Quantize(QuantizeArgs),
+    /// Fuse operators and clean the graph up; write the model only if its outputs stay within tolerance.
+    Fuse(FuseArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FuseArgs {
+    /// The ONNX model to fuse.
+    pub model: PathBuf,
+    /// Where to write the fused model; it must not be the input.
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// Run only these passes of the default pipeline (cleanup, fuse-conv, fuse-matmul, fuse-patterns,
+    /// fuse-attention).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub passes: Option<Vec<String>>,
+    /// Leave these passes out.
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub disable: Vec<String>,
+    /// The opset fused forms may use (Gelu needs 20, Attention 23); the model is moved there when it is older.
+    #[arg(long, value_name = "N")]
+    pub target_opset: Option<i64>,
+    /// Change only these nodes: node names or op types.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub include: Vec<String>,
+    /// Never change these nodes: node names or op types.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub exclude: Vec<String>,
+    /// The largest tensor constant folding may create, in bytes.
+    #[arg(long, default_value_t = whittle_passes::DEFAULT_FOLD_MAX_BYTES, value_name = "BYTES")]
+    pub fold_max_bytes: usize,
+    /// The size of a symbolic batch axis in the generated check inputs.
+    #[arg(long, value_name = "B")]
+    pub batch: Option<usize>,
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How commands that run two models side by side (`compare`, `fuse`) run and time them.
+#[derive(Debug, clap::Args)]
+pub struct MeasureArgs {
+    /// Threads for every kernel (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Timed runs of each model for latency, on the first feed; 0 skips latency.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub iters: usize,
+    /// Untimed runs before the timed ones.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub warmup: usize,
+    /// The device to run on: `cpu` (burn-flex), or a backend this build has.
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -78,18 +133,8 @@ pub struct CompareArgs {
     /// Samples per run when the data is one .npz and the batch axis is symbolic (default 1).
     #[arg(long, value_name = "B")]
     pub batch: Option<usize>,
-    /// Threads for every kernel (default: one per core).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
-    /// Timed runs of each model for latency, on the first feed; 0 skips latency.
-    #[arg(long, default_value_t = 20, value_name = "N")]
-    pub iters: usize,
-    /// Untimed runs before the timed ones.
-    #[arg(long, default_value_t = 3, value_name = "N")]
-    pub warmup: usize,
-    /// The device to run on: `cpu` (burn-flex), or a backend this build has.
-    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
-    pub device: String,
+    #[command(flatten)]
+    pub measure: MeasureArgs,
     /// Print the report as JSON.
     #[arg(long, conflicts_with = "markdown")]
     pub json: bool,
@@ -158,15 +203,8 @@ pub struct QuantizeArgs {
     /// Samples per run when the data is one .npz and the batch axis is symbolic (default 1).
     #[arg(long, value_name = "B")]
     pub batch: Option<usize>,
-    /// Threads for every kernel (default: one per core).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
-    /// Timed runs of each model for latency, on the first feed; 0 skips latency.
-    #[arg(long, default_value_t = 20, value_name = "N")]
-    pub iters: usize,
-    /// The device to run on: `cpu` (burn-flex), or a backend this build has.
-    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
-    pub device: String,
+    #[command(flatten)]
+    pub measure: MeasureArgs,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

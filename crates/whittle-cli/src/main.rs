@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => commands::bench::run(args),
         Command::Compare(args) => commands::compare::run(args),
         Command::Quantize(args) => commands::quantize::run(args),
+        Command::Fuse(args) => commands::fuse::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

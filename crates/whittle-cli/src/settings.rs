@@ -11,7 +11,7 @@ use whittle_eval::{BenchData, BenchOptions, Budget, CompareOptions, InputShapes,
 use whittle_passes::quantize::{Budget as QuantizeBudget, CalibrationMethod, Mode, QdqOptions, QuantType, QuantizeOptions};
 use whittle_runtime::{Backend, RuntimeOptions};
 
-use crate::cli::{BenchArgs, CompareArgs, ConvertArgs, ExternalDataArg, QuantizeArgs};
+use crate::cli::{BenchArgs, CompareArgs, ConvertArgs, ExternalDataArg, FuseArgs, MeasureArgs, QuantizeArgs};
 
 /// How `convert` saves, from its flags.
 pub fn save_options(args: &ConvertArgs) -> SaveOptions {
@@ -138,12 +138,17 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<(BenchData, BenchOptions)> {
     Ok((data, options))
 }
 
+/// `--iters` timed runs after `--warmup` untimed ones; none for `--iters 0`.
+fn latency(args: &MeasureArgs) -> Option<LatencyOptions> {
+    (args.iters > 0).then_some(LatencyOptions { warmup: args.warmup, budget: Budget::Iterations(args.iters) })
+}
+
 /// How `compare` runs, from its flags.
 pub fn compare(args: &CompareArgs) -> anyhow::Result<CompareOptions> {
     Ok(CompareOptions {
-        runtime: runtime_options(&args.device)?,
-        latency: (args.iters > 0).then_some(LatencyOptions { warmup: args.warmup, budget: Budget::Iterations(args.iters) }),
-        threads: args.threads,
+        runtime: runtime_options(&args.measure.device)?,
+        latency: latency(&args.measure),
+        threads: args.measure.threads,
         batching: batching(args.batch)?,
     })
 }
@@ -181,8 +186,26 @@ pub fn quantize(args: &QuantizeArgs) -> anyhow::Result<QuantizeOptions> {
     options.force = args.force;
     options.keep_io_types = !args.half_io;
     options.batching = batching(args.batch)?;
-    options.runtime = runtime_options(&args.device)?;
-    options.threads = args.threads;
-    options.latency = (args.iters > 0).then_some(LatencyOptions { warmup: 3, budget: Budget::Iterations(args.iters) });
+    options.runtime = runtime_options(&args.measure.device)?;
+    options.threads = args.measure.threads;
+    options.latency = latency(&args.measure);
     Ok(options)
+}
+
+/// What `fuse` runs and how it checks, from its flags.
+pub fn fuse(args: &FuseArgs) -> anyhow::Result<whittle_passes::FuseOptions> {
+    if args.batch == Some(0) {
+        bail!("--batch must be 1 or more");
+    }
+    Ok(whittle_passes::FuseOptions {
+        passes: args.passes.clone(),
+        disable: args.disable.clone(),
+        target_opset: args.target_opset,
+        filter: whittle_passes::NodeFilter { include: args.include.clone(), exclude: args.exclude.clone() },
+        fold_max_bytes: args.fold_max_bytes,
+        runtime: runtime_options(&args.measure.device)?,
+        batch: args.batch.map(|batch| batch as i64),
+        latency: latency(&args.measure),
+        threads: args.measure.threads,
+    })
 }

@@ -508,3 +508,69 @@ fn quantize_names_bad_options_and_writes_nothing() {
     assert!(stderr(&output).contains("unknown calibration method 'kl'"), "{}", stderr(&output));
     assert!(!written.exists());
 }
+
+#[test]
+fn fuse_folds_batchnorm_reports_and_writes_the_same_bytes_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("a.onnx"), dir.path().join("b.onnx"));
+    let model = fixture("digits_cnn");
+    let fuse = |out: &Path| whittle(&["fuse", model.to_str().unwrap(), "-o", out.to_str().unwrap(), "--iters", "2", "--json"]);
+    let output = fuse(&first);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(report["before"]["nodes"], 9);
+    assert_eq!(report["after"]["nodes"], 7);
+    assert_eq!(report["before"]["ops"]["BatchNormalization"], 2);
+    assert!(report["after"]["ops"].get("BatchNormalization").is_none());
+    assert_eq!(report["passes"][1]["rules"]["batchnorm-into-conv"]["count"], 2);
+    assert_eq!(report["written"], true);
+    assert!(report["deviations"][0]["max_abs_error"].as_f64().unwrap() < 1e-4);
+    assert!(report["after"]["latency"]["p50_ms"].as_f64().unwrap() > 0.0);
+    assert!(fuse(&second).status.success());
+    assert_eq!(std::fs::read(&first).unwrap(), std::fs::read(&second).unwrap());
+    // The Markdown report has the tables.
+    let output = whittle(&["fuse", model.to_str().unwrap(), "-o", first.to_str().unwrap(), "--iters", "0"]);
+    let text = stdout(&output);
+    assert!(text.contains("| nodes | 9 | 7 |"), "{text}");
+    assert!(text.contains("| fuse-conv | batchnorm-into-conv | 2 |"), "{text}");
+}
+
+#[test]
+fn fuse_uses_gelu_only_when_the_target_opset_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.onnx");
+    let model = fixture("transformer_tiny");
+    let ops = |extra: &[&str]| {
+        let mut args = vec!["fuse", model.to_str().unwrap(), "-o", out.to_str().unwrap(), "--iters", "0", "--json"];
+        args.extend(extra);
+        let output = whittle(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+        (report["after"]["opset"].as_i64().unwrap(), report["after"]["ops"].get("Gelu").cloned())
+    };
+    assert_eq!(ops(&[]), (18, None));
+    assert_eq!(ops(&["--target-opset", "20"]), (20, Some(serde_json::json!(2))));
+    // Excluding the Erf nodes keeps the pattern whole.
+    assert_eq!(ops(&["--target-opset", "20", "--exclude", "Erf"]), (20, None));
+}
+
+#[test]
+fn fuse_names_bad_options_and_refuses_to_overwrite_its_input() {
+    let model = fixture("digits_mlp");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.onnx");
+    let output = whittle(&["fuse", model.to_str().unwrap(), "-o", out.to_str().unwrap(), "--passes", "cleanup,bogus"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("unknown pass 'bogus' (passes: cleanup, fuse-conv, fuse-matmul, fuse-patterns, fuse-attention)"),
+        "{}",
+        stderr(&output)
+    );
+    let output = whittle(&["fuse", model.to_str().unwrap(), "-o", out.to_str().unwrap(), "--target-opset", "9"]);
+    let message = assert_clean_failure(&output, &model);
+    assert!(message.contains("cannot move the model from opset 18 to 9"), "{message}");
+    let output = whittle(&["fuse", model.to_str().unwrap(), "-o", model.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("refusing to overwrite the input model"), "{}", stderr(&output));
+    assert!(!out.exists());
+}

@@ -6,16 +6,18 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PassError {
-    #[error("pass '{pass}', rule '{rule}' at node '{node}': the patched graph is invalid: {error}")]
-    InvalidPatch { pass: String, rule: String, node: String, error: Box<whittle_ir::IrError> },
+    #[error("pass '{pass}', rule '{rule}' at node '{node}': the patched graph is invalid: {reason}")]
+    InvalidPatch { pass: String, rule: String, node: String, reason: String },
     #[error("pass '{pass}' left an invalid graph: {error}")]
     InvalidGraph { pass: String, error: Box<whittle_ir::IrError> },
+    #[error("{path}: {reason}", path = path.display())]
+    Model { path: PathBuf, reason: String },
+    #[error("node '{node}' ({op}): {reason}")]
+    Node { node: String, op: String, reason: String },
     #[error("unknown pass '{name}' (passes: {known})")]
     UnknownPass { name: String, known: String },
     #[error("cannot move the model from opset {from} to {to}: {reason}")]
     Opset { from: i64, to: i64, reason: String },
-    #[error("node '{node}' ({op}): {reason}")]
-    Node { node: String, op: String, reason: String },
     // Boxed as in whittle-eval: runtime errors are large.
     #[error("{path}: {error}", path = path.display())]
     Runtime { path: PathBuf, error: Box<whittle_runtime::RuntimeError> },

@@ -132,7 +132,11 @@ pub fn fuse(input: &Path, output: &Path, options: &FuseOptions) -> Result<FuseRe
     };
     let file_bytes = whittle_eval::model_file_bytes(input, &loaded)?;
     let mut fused = loaded.model;
-    let (passes, tolerance) = optimize(&mut fused, options)?;
+    let (passes, tolerance) = match optimize(&mut fused, options) {
+        Ok(done) => done,
+        Err(error @ PassError::UnknownPass { .. }) => return Err(error),
+        Err(error) => return Err(PassError::Model { path: input.to_path_buf(), reason: error.to_string() }),
+    };
 
     let inputs: Vec<_> = original.graph.feed_inputs().cloned().collect();
     let shapes = InputShapes { batch: options.batch, ..InputShapes::default() };
@@ -205,4 +209,22 @@ pub fn deviations(reference: &[(String, Tensor)], candidate: &[(String, Tensor)]
 fn describe_feed(feed: &[(String, Tensor)]) -> String {
     let inputs: Vec<String> = feed.iter().map(|(name, tensor)| format!("{name} {}{:?}", tensor.dtype, tensor.dims)).collect();
     format!("generated (deterministic): {}", inputs.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deviations_name_the_output_beyond_tolerance() {
+        let reference = vec![("y".to_string(), Tensor::from_f32("y", vec![3], &[1.0, 2.0, 3.0]).unwrap())];
+        let close = vec![("y".to_string(), Tensor::from_f32("y", vec![3], &[1.0, 2.000001, 3.0]).unwrap())];
+        let far = vec![("y".to_string(), Tensor::from_f32("y", vec![3], &[1.0, 2.5, 3.0]).unwrap())];
+        let ok = deviations(&reference, &close, Tolerance::Exact);
+        assert!(ok[0].within_tolerance && ok[0].detail.is_none());
+        let bad = deviations(&reference, &far, Tolerance::BATCH_NORM_FOLD);
+        assert!(!bad[0].within_tolerance);
+        assert!((bad[0].max_abs_error - 0.5).abs() < 1e-12);
+        assert!(bad[0].detail.as_deref().unwrap().starts_with("output 'y': element 1 is 2.5, expected 2"), "{:?}", bad[0].detail);
+    }
 }

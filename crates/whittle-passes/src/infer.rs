@@ -56,11 +56,12 @@ pub fn infer_types<'a>(
     let order = graph.topological_order().unwrap_or_else(|_| (0..graph.nodes.len()).collect());
     for index in order {
         let node = &graph.nodes[index];
-        if !whittle_ir::canonical_domain(&node.domain).eq(whittle_ir::DEFAULT_DOMAIN) {
-            continue;
-        }
         let inputs: Vec<Option<&ValueType>> = node.inputs.iter().map(|input| types.get(input)).collect();
-        let inferred = infer_node(node, opset, &inputs, constant);
+        let inferred = match whittle_ir::canonical_domain(&node.domain) {
+            whittle_ir::DEFAULT_DOMAIN => infer_node(node, opset, &inputs, constant),
+            "ai.onnx.ml" => infer_ml_node(node, &inputs),
+            _ => continue,
+        };
         for (output, ty) in node.outputs.iter().zip(inferred) {
             if let (false, Some(ty)) = (output.is_empty(), ty) {
                 types.entry(output.clone()).or_insert(ty);
@@ -221,6 +222,23 @@ fn infer_node<'a>(
                 target.and_then(|target| reshape_dims(dims_of(0).as_deref(), &target, attr_int(node, "allowzero") == Some(1)));
             one(first.and_then(|ty| with_dims(ty.dtype, dims)))
         }
+        "Expand" => {
+            let target = node.inputs.get(1).and_then(|name| constant(name)).and_then(constant_ints);
+            let dims = target
+                .zip(dims_of(0))
+                .and_then(|(target, dims)| broadcast(&dims, &target.into_iter().map(DimValue::Known).collect::<Vec<_>>()));
+            one(first.and_then(|ty| with_dims(ty.dtype, dims)))
+        }
+        "Tile" => {
+            let repeats = node.inputs.get(1).and_then(|name| constant(name)).and_then(constant_ints);
+            let dims = repeats.zip(dims_of(0)).filter(|(repeats, dims)| repeats.len() == dims.len()).map(|(repeats, dims)| {
+                dims.iter()
+                    .zip(repeats)
+                    .map(|(dim, times)| known(dim).map_or(DimValue::Unknown, |size| DimValue::Known(size * times)))
+                    .collect()
+            });
+            one(first.and_then(|ty| with_dims(ty.dtype, dims)))
+        }
         "Flatten" => {
             let dims = dims_of(0).and_then(|dims| {
                 let axis = normalize_axis(attr_int(node, "axis").unwrap_or(1), dims.len() + 1)?;
@@ -328,6 +346,22 @@ fn infer_node<'a>(
         }
         _ => Vec::new(),
     }
+}
+
+/// The classic-ML ops whose results rules read: a LinearClassifier's labels and scores.
+fn infer_ml_node(node: &Node, inputs: &[Option<&ValueType>]) -> Vec<Option<ValueType>> {
+    if node.op_type != "LinearClassifier" {
+        return Vec::new();
+    }
+    let rows = inputs.first().copied().flatten().and_then(|ty| ty.dims.as_ref()).and_then(|dims| dims.first().cloned());
+    let label = if node.attribute("classlabels_ints").is_some() {
+        DataType::I64
+    } else if node.attribute("classlabels_strings").is_some() {
+        DataType::String
+    } else {
+        return Vec::new();
+    };
+    vec![Some(ValueType { dtype: label, dims: rows.map(|rows| vec![rows]) })]
 }
 
 fn known(dim: &DimValue) -> Option<i64> {

@@ -27,6 +27,20 @@ const TYPE_ONLY: &[(&str, i64)] = &[
     ("Equal", 19),
     ("Pad", 19),
     ("AveragePool", 19),
+    // Opset 21 added int4/uint4 and 23 float4e2m1 to the data-movement ops, nothing else.
+    ("Transpose", 21),
+    ("Transpose", 23),
+    ("Reshape", 23),
+    ("Shape", 23),
+    ("Identity", 23),
+    ("Constant", 23),
+    ("Size", 23),
+    ("Squeeze", 21),
+    ("Squeeze", 23),
+    ("Unsqueeze", 21),
+    ("Unsqueeze", 23),
+    ("Flatten", 21),
+    ("Flatten", 23),
 ];
 
 /// Raises `model`'s ai.onnx opset to `to`, or says which op stands in the way.

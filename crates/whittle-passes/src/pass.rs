@@ -7,7 +7,7 @@ use whittle_ir::Model;
 
 use crate::error::{PassError, Result};
 use crate::filter::NodeFilter;
-use crate::patch::{prune_unused, Patch};
+use crate::patch::{first_out_of_order, prune_unused, Patch};
 use crate::tolerance::Tolerance;
 use crate::view::GraphView;
 
@@ -133,15 +133,28 @@ impl Pass for RulePass {
             run.sweeps += 1;
             let mut sweep_changed = false;
             let mut start = 0;
+            // Every useful patch removes or replaces a node, so a sweep needs at most one patch per
+            // node; a rule that keeps rewriting without progress ends the sweep here, and the cap on
+            // sweeps then ends the pass with `converged: false`.
+            let mut budget = model.graph.nodes.len() + 1;
             while let Some((index, rule, patch)) = self.find(model, context, start)? {
+                if budget == 0 {
+                    break;
+                }
+                budget -= 1;
                 let label = format!("{} ({})", model.graph.nodes[index].label(), model.graph.nodes[index].op_type);
                 patch.apply(&mut model.graph);
-                model.graph.validate().map_err(|error| PassError::InvalidPatch {
+                let invalid = |reason: String| PassError::InvalidPatch {
                     pass: self.name.to_string(),
                     rule: rule.to_string(),
                     node: label.clone(),
-                    error: Box::new(error),
-                })?;
+                    reason,
+                };
+                model.graph.validate().map_err(|error| invalid(error.to_string()))?;
+                if let Some(node) = first_out_of_order(&model.graph) {
+                    let node = &model.graph.nodes[node];
+                    return Err(invalid(format!("node '{}' ({}) now comes before a value it reads", node.label(), node.op_type)));
+                }
                 run.record(rule, label);
                 sweep_changed = true;
                 start = index;
@@ -163,6 +176,9 @@ impl RulePass {
         let view = GraphView::new(&model.graph, context);
         for index in start..model.graph.nodes.len() {
             let node = &model.graph.nodes[index];
+            if !crate::view::well_formed(node) {
+                continue;
+            }
             for rule in &self.rules {
                 if !rule.op_types.is_empty() && !rule.op_types.contains(&node.op_type.as_str()) {
                     continue;
@@ -209,5 +225,40 @@ impl PassManager {
             runs.push(run);
         }
         Ok(runs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use whittle_ir::{Graph, Node, ValueInfo};
+
+    use super::*;
+
+    /// A broken rule: it replaces every Relu with a copy of itself, forever.
+    fn rewrite_forever(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>> {
+        Ok(Some(Patch::replace_with(vec![index], view.node(index).clone())))
+    }
+
+    #[test]
+    fn a_rule_that_never_stops_is_capped_and_reported() {
+        let graph = Graph {
+            nodes: vec![Node::new("relu", "Relu", &["x"], &["y"])],
+            inputs: vec![ValueInfo::new("x", None)],
+            outputs: vec![ValueInfo::new("y", None)],
+            ..Graph::default()
+        };
+        let mut model = Model::new(graph, 10, 18);
+        let mut context = PassContext::for_model(&model);
+        context.max_sweeps = 3;
+        let pass = RulePass {
+            name: "broken",
+            tolerance: Tolerance::Exact,
+            rules: vec![Rule { name: "rewrite-forever", op_types: &["Relu"], apply: rewrite_forever }],
+        };
+        let runs = PassManager::new(vec![Box::new(pass)]).run(&mut model, &context).unwrap();
+        assert!(!runs[0].converged);
+        assert_eq!(runs[0].sweeps, 3);
+        // Two patches per sweep: the one-node graph's budget.
+        assert_eq!(runs[0].rules["rewrite-forever"].count, 6);
     }
 }

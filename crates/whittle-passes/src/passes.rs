@@ -6,7 +6,8 @@
 //! Mul and Add into weights before `fuse-matmul`, because a Gemm made from MatMul + Add could
 //! itself take a following BatchNormalization. `fuse-patterns` (LayerNormalization, GELU) comes
 //! after, on a graph whose constants are folded so the pattern's scalars are visible. A second
-//! `cleanup` removes what the fusions left unread and folds what they made constant.
+//! `fuse-attention` (opset 23) last among the fusions: its pattern's MatMuls must not have become
+//! Gemms, and they cannot, being 4-D. A second `cleanup` removes what the fusions left unread and folds what they made constant.
 
 use crate::error::{PassError, Result};
 use crate::pass::{Pass, PassManager, RulePass};
@@ -14,10 +15,10 @@ use crate::rules;
 use crate::tolerance::Tolerance;
 
 /// Every pass, in the default order (without the repeated cleanup).
-pub const NAMES: &[&str] = &["cleanup", "fuse-conv", "fuse-matmul", "fuse-patterns"];
+pub const NAMES: &[&str] = &["cleanup", "fuse-conv", "fuse-matmul", "fuse-patterns", "fuse-attention"];
 
 /// The default pipeline of `fuse`.
-pub const DEFAULT_PIPELINE: &[&str] = &["cleanup", "fuse-conv", "fuse-matmul", "fuse-patterns", "cleanup"];
+pub const DEFAULT_PIPELINE: &[&str] = &["cleanup", "fuse-conv", "fuse-matmul", "fuse-patterns", "fuse-attention", "cleanup"];
 
 /// The pass called `name`.
 pub fn by_name(name: &str) -> Result<Box<dyn Pass>> {
@@ -29,6 +30,8 @@ pub fn by_name(name: &str) -> Result<Box<dyn Pass>> {
         "fuse-conv" => rule_pass("fuse-conv", Tolerance::BATCH_NORM_FOLD, &[rules::conv::RULES]),
         "fuse-matmul" => rule_pass("fuse-matmul", Tolerance::Exact, &[rules::gemm::RULES]),
         "fuse-patterns" => rule_pass("fuse-patterns", Tolerance::Exact, &[rules::norm::RULES]),
+        // Attention computes the softmax in one kernel that rounds differently from the three ops.
+        "fuse-attention" => rule_pass("fuse-attention", Tolerance::Close { rtol: 1e-5, atol: 1e-5 }, &[rules::attention::RULES]),
         _ => return Err(PassError::UnknownPass { name: name.to_string(), known: NAMES.join(", ") }),
     })
 }
@@ -61,8 +64,14 @@ mod tests {
         let names = |manager: PassManager| manager.passes.iter().map(|pass| pass.name()).collect::<Vec<_>>();
         let only = vec!["fuse-matmul".to_string(), "cleanup".to_string()];
         assert_eq!(names(pipeline(Some(&only), &[]).unwrap()), ["cleanup", "fuse-matmul", "cleanup"]);
-        assert_eq!(names(pipeline(None, &["cleanup".to_string()]).unwrap()), ["fuse-conv", "fuse-matmul", "fuse-patterns"]);
+        assert_eq!(
+            names(pipeline(None, &["cleanup".to_string()]).unwrap()),
+            ["fuse-conv", "fuse-matmul", "fuse-patterns", "fuse-attention"]
+        );
         let err = pipeline(None, &["fold".to_string()]).unwrap_err();
-        assert_eq!(err.to_string(), "unknown pass 'fold' (passes: cleanup, fuse-conv, fuse-matmul, fuse-patterns)");
+        assert_eq!(
+            err.to_string(),
+            "unknown pass 'fold' (passes: cleanup, fuse-conv, fuse-matmul, fuse-patterns, fuse-attention)"
+        );
     }
 }

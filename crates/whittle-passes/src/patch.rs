@@ -26,24 +26,21 @@ impl Patch {
         Patch { remove, add: vec![node], ..Patch::default() }
     }
 
-    pub fn with_initializer(mut self, tensor: Tensor) -> Patch {
-        self.initializers.push(tensor);
-        self
-    }
-
-    /// Applies the patch and puts the nodes back in topological order (keeping file order where it
-    /// can). The caller checked [`crate::GraphView::can_apply`] and validates the result.
+    /// Applies the patch. New nodes take the place of the last removed node (or go last when
+    /// nothing is removed): everything they read is produced before it, and what they produce was
+    /// read only after it, so the nodes stay in topological order without a sort. The caller
+    /// checked [`crate::GraphView::can_apply`] and validates the result.
     pub(crate) fn apply(self, graph: &mut Graph) {
         let output_names: Vec<String> = graph.outputs.iter().map(|output| output.name.clone()).collect();
         let mut remove = self.remove;
         remove.sort_unstable();
         remove.dedup();
-        for index in remove.into_iter().rev() {
-            if index < graph.nodes.len() {
-                graph.nodes.remove(index);
-            }
+        remove.retain(|&index| index < graph.nodes.len());
+        let insert_at = remove.last().map_or(graph.nodes.len(), |&last| last + 1 - remove.len());
+        for &index in remove.iter().rev() {
+            graph.nodes.remove(index);
         }
-        graph.nodes.extend(self.add);
+        graph.nodes.splice(insert_at..insert_at, self.add);
         graph.initializers.extend(self.initializers);
         for (old, new) in &self.replace {
             if output_names.contains(old) {
@@ -52,10 +49,6 @@ impl Patch {
             } else {
                 rename_reads(graph, old, new);
             }
-        }
-        if let Ok(order) = graph.topological_order() {
-            let mut nodes: Vec<Option<Node>> = std::mem::take(&mut graph.nodes).into_iter().map(Some).collect();
-            graph.nodes = order.into_iter().filter_map(|index| nodes[index].take()).collect();
         }
     }
 }
@@ -85,6 +78,21 @@ fn rename_everywhere(graph: &mut Graph, old: &str, new: &str) {
         }
     }
     rename_reads(graph, old, new);
+}
+
+/// Checks that every node comes after the producers of what it reads, as ONNX requires of a
+/// graph's node list; returns the first node that does not.
+pub(crate) fn first_out_of_order(graph: &Graph) -> Option<usize> {
+    let mut produced: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let later: std::collections::HashSet<&str> =
+        graph.nodes.iter().flat_map(|node| node.outputs.iter().map(String::as_str)).collect();
+    for (index, node) in graph.nodes.iter().enumerate() {
+        if node.inputs.iter().any(|input| later.contains(input.as_str()) && !produced.contains(input.as_str())) {
+            return Some(index);
+        }
+        produced.extend(node.outputs.iter().map(String::as_str));
+    }
+    None
 }
 
 /// Removes initializers and `value_info` entries nothing refers to any more. Initializers that are

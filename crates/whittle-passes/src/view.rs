@@ -10,6 +10,19 @@ use crate::infer::{infer_types, ValueType};
 use crate::pass::PassContext;
 use crate::patch::Patch;
 
+/// Whether `node` has at least the inputs its op requires and an output: rules only look at such
+/// nodes, so they may index them; a malformed node is left for the runtime to reject by name.
+pub fn well_formed(node: &Node) -> bool {
+    let required = match node.op_type.as_str() {
+        _ if whittle_ir::canonical_domain(&node.domain) != whittle_ir::DEFAULT_DOMAIN => 0,
+        "Constant" | "RandomNormal" | "RandomUniform" => 0,
+        "BatchNormalization" => 5,
+        "MatMul" | "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Conv" | "ConvTranspose" | "Gemm" | "Reshape" => 2,
+        _ => 1,
+    };
+    node.inputs.len() >= required && node.outputs.first().is_some_and(|output| !output.is_empty())
+}
+
 /// What a rule sees: the graph, its def-use chains, constants and types, and the pass context.
 #[derive(Debug)]
 pub struct GraphView<'a> {
@@ -90,11 +103,25 @@ impl<'a> GraphView<'a> {
     }
 
     /// The producer of `value` when it has type `op_type`, `value` is its first output, and
-    /// nothing but `reader` (one node) reads `value`: the shape every fusion looks for.
+    /// nothing but `reader` (one node) reads `value`: the shape every fusion looks for. Only
+    /// [`well_formed`] nodes are returned, so rules may index their inputs.
     pub fn sole_producer(&self, value: &str, op_type: &str) -> Option<(usize, &'a Node)> {
         let (index, node) = self.producer(value)?;
-        (node.op_type == op_type && node.outputs.first().is_some_and(|first| first == value) && self.has_one_reader(value))
-            .then_some((index, node))
+        (node.op_type == op_type
+            && node.outputs.first().is_some_and(|first| first == value)
+            && self.has_one_reader(value)
+            && well_formed(node))
+        .then_some((index, node))
+    }
+
+    /// The single node reading `value`, when it has type `op_type` and is [`well_formed`].
+    pub fn sole_reader(&self, value: &str, op_type: &str) -> Option<(usize, &'a Node)> {
+        if !self.has_one_reader(value) {
+            return None;
+        }
+        let index = self.readers(value)[0];
+        let node = self.node(index);
+        (node.op_type == op_type && well_formed(node)).then_some((index, node))
     }
 
     /// Indices of the nodes reading `value` (a node reading it twice appears twice).

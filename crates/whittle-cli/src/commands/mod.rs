@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod compare;
 pub mod convert;
+pub mod fuse;
 pub mod inspect;
 pub mod quantize;
 pub mod run;

@@ -178,6 +178,16 @@ fn squeeze_unsqueeze_pair(view: &GraphView<'_>, index: usize) -> Result<Option<P
 const NONDETERMINISTIC: &[&str] =
     &["RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"];
 
+/// Whether `a` and `b` hold the same value for certain: one name, or constants of equal content
+/// (weight-stripped models fill many weights alike, and onnxsim merges those too).
+fn same_value(view: &GraphView<'_>, a: &str, b: &str) -> bool {
+    a == b
+        || match (view.constant(a), view.constant(b)) {
+            (Some(x), Some(y)) => x.dtype == y.dtype && x.dims == y.dims && x.data == y.data,
+            _ => false,
+        }
+}
+
 fn common_subexpression(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>> {
     let node = view.node(index);
     let Some(first_input) = node.inputs.first().filter(|input| !input.is_empty()) else { return Ok(None) };
@@ -188,7 +198,8 @@ fn common_subexpression(view: &GraphView<'_>, index: usize) -> Result<Option<Pat
         let other = view.node(other);
         other.op_type == node.op_type
             && whittle_ir::canonical_domain(&other.domain) == whittle_ir::canonical_domain(&node.domain)
-            && other.inputs == node.inputs
+            && other.inputs.len() == node.inputs.len()
+            && other.inputs.iter().zip(&node.inputs).all(|(a, b)| same_value(view, a, b))
             && other.attributes == node.attributes
             && other.outputs.len() == node.outputs.len()
     });
@@ -289,6 +300,37 @@ mod tests {
             Node::new("unused", "Neg", &["x"], &["z"]),
         ];
         check(graph(nodes, &[("x", &[2])], &["y"]), "cleanup", &["common-subexpression", "dead-node"], "nodes 2: Relu Add");
+        // Constants of equal content are one value; constants that differ are not.
+        let nodes = vec![
+            Node::new("a", "Mul", &["x", "k1"], &["a"]),
+            Node::new("b", "Mul", &["x", "k2"], &["b"]),
+            Node::new("c", "Mul", &["x", "k3"], &["c"]),
+            Node::new("sum", "Sum", &["a", "b", "c"], &["y"]),
+        ];
+        let mut g = graph(nodes, &[("x", &[2])], &["y"]);
+        g.initializers.push(Tensor::from_f32("k1", vec![2], &[0.5, 2.0]).unwrap());
+        g.initializers.push(Tensor::from_f32("k2", vec![2], &[0.5, 2.0]).unwrap());
+        g.initializers.push(Tensor::from_f32("k3", vec![2], &[0.5, 3.0]).unwrap());
+        check(g, "cleanup", &["common-subexpression"], "nodes 3: Mul Mul Sum");
+    }
+
+    #[test]
+    fn subgraphs_read_the_value_that_replaces_a_removed_one() {
+        // y = If(cond) { then: Neg(a) } { else: Relu(a) }, with a = Identity(x) read only inside the branches.
+        let branch = |op: &str| whittle_ir::Graph {
+            name: op.to_string(),
+            nodes: vec![Node::new(op, op, &["a"], &[&format!("{op}_out")])],
+            outputs: vec![crate::rules::tests::f32_info(&format!("{op}_out"), &[2])],
+            ..whittle_ir::Graph::default()
+        };
+        let mut if_node = Node::new("if", "If", &["cond"], &["y"]);
+        if_node.attributes.push(Attribute::new("then_branch", AttrValue::Graph(Box::new(branch("Neg")))));
+        if_node.attributes.push(Attribute::new("else_branch", AttrValue::Graph(Box::new(branch("Relu")))));
+        let mut g = graph(vec![Node::new("id", "Identity", &["x"], &["a"]), if_node], &[("x", &[2])], &["y"]);
+        g.initializers.push(Tensor::from_bytes("cond", DataType::Bool, vec![], vec![1]).unwrap());
+        let fused = check(g, "cleanup", &["identity"], "nodes 1: If");
+        let then_branch = fused.graph.nodes[0].subgraphs().next().unwrap();
+        assert_eq!(then_branch.nodes[0].inputs, ["x"]);
     }
 
     #[test]

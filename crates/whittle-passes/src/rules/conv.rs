@@ -125,7 +125,11 @@ impl Layer<'_> {
         let mut taken = Vec::new();
         if let Some(scale) = scale {
             let weights = values(self.weights)?;
-            let scaled: Vec<f64> = weights.iter().enumerate().map(|(element, &w)| w * scale[self.channel_of(element)]).collect();
+            let scaled: Vec<f64> = weights
+                .iter()
+                .enumerate()
+                .map(|(element, &w)| scale.get(self.channel_of(element)).map(|s| w * s))
+                .collect::<Option<_>>()?;
             let name = view.fresh_name(&format!("{}_folded_weight", output), &taken);
             taken.push(name.clone());
             patch.initializers.push(f32_tensor(name.clone(), self.weights.dims.clone(), &scaled)?);
@@ -179,29 +183,33 @@ fn layer_and_constant<'a>(view: &GraphView<'a>, node: &Node) -> Option<(Layer<'a
 }
 
 fn add_into_conv_bias(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>> {
-    let node = view.node(index);
-    let Some((layer, constant)) = layer_and_constant(view, node) else { return Ok(None) };
-    let rank = layer.weights.dims.len();
-    let Some(add) = per_channel(constant, layer.channels, rank) else { return Ok(None) };
-    let old = layer.bias.clone().unwrap_or_else(|| vec![0.0; layer.channels]);
-    let bias: Vec<f64> = old.iter().zip(&add).map(|(b, a)| b + a).collect();
-    Ok(layer.rebuilt(view, None, &bias, &node.outputs[0]).map(|mut patch| {
-        patch.remove.push(index);
-        patch
+    Ok(fold_per_channel(view, index, |layer, add| {
+        let bias = layer.bias.clone().unwrap_or_else(|| vec![0.0; layer.channels]);
+        (None, bias.iter().zip(add).map(|(b, a)| b + a).collect())
     }))
 }
 
 fn mul_into_conv_weights(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>> {
-    let node = view.node(index);
-    let Some((layer, constant)) = layer_and_constant(view, node) else { return Ok(None) };
-    let rank = layer.weights.dims.len();
-    let Some(scale) = per_channel(constant, layer.channels, rank) else { return Ok(None) };
-    let old = layer.bias.clone().unwrap_or_else(|| vec![0.0; layer.channels]);
-    let bias: Vec<f64> = old.iter().zip(&scale).map(|(b, s)| b * s).collect();
-    Ok(layer.rebuilt(view, Some(&scale), &bias, &node.outputs[0]).map(|mut patch| {
-        patch.remove.push(index);
-        patch
+    Ok(fold_per_channel(view, index, |layer, scale| {
+        let bias = layer.bias.clone().unwrap_or_else(|| vec![0.0; layer.channels]);
+        (Some(scale.to_vec()), bias.iter().zip(scale).map(|(b, s)| b * s).collect())
     }))
+}
+
+/// Folds binary node `index` of a Conv output and a per-channel constant into the Conv: `fold`
+/// gives the weight scale (if any) and the new bias from the constant's per-channel values.
+fn fold_per_channel(
+    view: &GraphView<'_>,
+    index: usize,
+    fold: impl Fn(&Layer<'_>, &[f64]) -> (Option<Vec<f64>>, Vec<f64>),
+) -> Option<Patch> {
+    let node = view.node(index);
+    let (layer, constant) = layer_and_constant(view, node)?;
+    let values = per_channel(constant, layer.channels, layer.weights.dims.len())?;
+    let (scale, bias) = fold(&layer, &values);
+    let mut patch = layer.rebuilt(view, scale.as_deref(), &bias, &node.outputs[0])?;
+    patch.remove.push(index);
+    Some(patch)
 }
 
 /// The pads of a Pad node that pads with zeros, as `[begin..., end...]` over all axes.
@@ -334,6 +342,16 @@ mod tests {
         // A [3,3,3] constant adds along more than the channel axis.
         let add = Node::new("add", "Add", &["c", "wide"], &["y"]);
         check(conv_graph(vec![add], vec![ramp("wide", &[3, 3, 3], 0.2)]), "fuse-conv", &[], "nodes 2: Conv Add");
+    }
+
+    #[test]
+    fn malformed_nodes_are_left_alone() {
+        // A BatchNormalization with two of its five inputs: no rule may index the missing ones.
+        let bn = Node::new("bn", "BatchNormalization", &["c", "gamma"], &["y"]);
+        let mut model = crate::rules::tests::model_at(conv_graph(vec![bn], vec![ramp("gamma", &[3], 0.7)]), 18);
+        let context = crate::PassContext::for_model(&model);
+        let runs = crate::passes::by_names(&["fuse-conv"]).unwrap().run(&mut model, &context).unwrap();
+        assert_eq!(runs[0].fired(), 0);
     }
 
     #[test]

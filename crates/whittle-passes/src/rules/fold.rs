@@ -17,10 +17,13 @@ pub const RULES: &[Rule] = &[
     Rule { name: "constant-fold", op_types: &[], apply: constant_fold },
 ];
 
-/// Ops that are never folded: random ones, and those whose constant inputs are cheaper than
-/// their result in a way the size budget would not see (none yet beyond the random ones).
+/// Ops that are never folded: random ones (a folded sample would be one draw for ever), and
+/// Constant, which `constant-to-initializer` turns into an initializer without running it.
 const NOT_FOLDED: &[&str] =
     &["RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli", "Constant"];
+
+/// Ops whose result can be much larger than their inputs; folded only when inference sizes them.
+const EXPANDING: &[&str] = &["ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Upsample", "Pad", "OneHot"];
 
 /// The tensor a Constant node holds, in any of its attribute forms.
 fn constant_value(node: &whittle_ir::Node, name: &str) -> Option<Tensor> {
@@ -84,15 +87,28 @@ fn constant_fold(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>> {
     let Some(constants) = inputs.iter().map(|input| view.constant(input)).collect::<Option<Vec<&Tensor>>>() else {
         return Ok(None);
     };
-    // Sizes known before running keep a ConstantOfShape or Expand of 400 MB from being computed at all.
+    // Ops that make large values from small ones are sized before running, so that a
+    // ConstantOfShape of 400 MB is never computed at all.
     let budget = view.context.fold_max_bytes;
-    let too_big = |output: &String| {
-        view.value_type(output).and_then(|ty| Some((ty.dtype, ty.sizes()?))).is_some_and(|(dtype, sizes)| {
-            whittle_ir::element_count(&sizes).and_then(|count| dtype.storage_bytes(count)).is_none_or(|bytes| bytes > budget)
-        })
-    };
-    if node.outputs.iter().any(too_big) {
-        return Ok(None);
+    if node.op_type == "ConstantOfShape" {
+        // Its size is in its input; asking inference would type the whole graph for each of the
+        // 836 weight generators of the zoo's densenet121.
+        let dtype = crate::attrs::attr_tensor(node, "value").map_or(DataType::F32, |tensor| tensor.dtype);
+        let bytes = crate::infer::constant_ints(constants[0])
+            .and_then(|sizes| whittle_ir::element_count(&sizes))
+            .and_then(|count| dtype.storage_bytes(count));
+        if bytes.is_none_or(|bytes| bytes > budget) {
+            return Ok(None);
+        }
+    } else if EXPANDING.contains(&node.op_type.as_str()) {
+        let too_big = |output: &String| {
+            view.value_type(output).and_then(|ty| Some((ty.dtype, ty.sizes()?))).is_none_or(|(dtype, sizes)| {
+                whittle_ir::element_count(&sizes).and_then(|count| dtype.storage_bytes(count)).is_none_or(|bytes| bytes > budget)
+            })
+        };
+        if node.outputs.iter().any(too_big) {
+            return Ok(None);
+        }
     }
     let Some(results) = evaluate(view, node, &constants) else { return Ok(None) };
     if results.iter().any(|tensor| tensor.byte_len() > budget) {

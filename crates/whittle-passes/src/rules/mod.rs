@@ -1,10 +1,19 @@
 //! The rules, one file per family. Each rule looks at one node and returns a patch or `None`.
 
+pub mod attention;
 pub mod cleanup;
 pub mod conv;
 pub mod fold;
 pub mod gemm;
 pub mod norm;
+
+use crate::view::GraphView;
+
+/// The value of `value` when it is a one-element numeric constant.
+fn constant_scalar(view: &GraphView<'_>, value: &str) -> Option<f64> {
+    let values = view.constant(value)?.to_f32_vec()?;
+    (values.len() == 1).then(|| f64::from(values[0]))
+}
 
 #[cfg(test)]
 pub(crate) mod tests {

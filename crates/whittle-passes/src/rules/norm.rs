@@ -3,6 +3,7 @@
 
 use whittle_ir::{AttrValue, Attribute, Node};
 
+use super::constant_scalar;
 use crate::error::Result;
 use crate::infer::{axes_of, normalize_axis};
 use crate::pass::Rule;
@@ -15,24 +16,8 @@ pub const RULES: &[Rule] = &[
     Rule { name: "gelu-tanh-pattern", op_types: &["Tanh"], apply: gelu_tanh_pattern },
 ];
 
-/// The constant scalar value of `value`, if it is a one-element float constant.
-fn scalar(view: &GraphView<'_>, value: &str) -> Option<f64> {
-    let values = view.constant(value)?.to_f32_vec()?;
-    (values.len() == 1).then(|| f64::from(values[0]))
-}
-
 fn near(value: Option<f64>, expected: f64) -> bool {
     value.is_some_and(|value| (value - expected).abs() <= 1e-4 * expected.abs().max(1.0))
-}
-
-/// The single reader of `value` when it has type `op_type`, with its index.
-fn sole_reader<'a>(view: &GraphView<'a>, value: &str, op_type: &str) -> Option<(usize, &'a Node)> {
-    if !view.has_one_reader(value) {
-        return None;
-    }
-    let index = view.readers(value)[0];
-    let node = view.node(index);
-    (node.op_type == op_type).then_some((index, node))
 }
 
 /// The operand of binary `node` other than `value`.
@@ -42,11 +27,6 @@ fn other_operand<'a>(node: &'a Node, value: &str) -> Option<&'a str> {
         [a, b] if b == value => Some(a),
         _ => None,
     }
-}
-
-/// The producer of `value` with type `op_type`, read by nothing else.
-fn sole_input<'a>(view: &GraphView<'a>, value: &str, op_type: &str) -> Option<(usize, &'a Node)> {
-    view.sole_producer(value, op_type)
 }
 
 /// The trailing axes a ReduceMean reduces, as the first of them, when they run to the last axis.
@@ -71,13 +51,13 @@ fn layernorm_pattern(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>
     }
     let div = view.node(index);
     let [centered, deviation] = div.inputs.as_slice() else { return Ok(None) };
-    let Some((sqrt_index, sqrt)) = sole_input(view, deviation, "Sqrt") else { return Ok(None) };
-    let Some((eps_add_index, eps_add)) = sole_input(view, &sqrt.inputs[0], "Add") else { return Ok(None) };
+    let Some((sqrt_index, sqrt)) = view.sole_producer(deviation, "Sqrt") else { return Ok(None) };
+    let Some((eps_add_index, eps_add)) = view.sole_producer(&sqrt.inputs[0], "Add") else { return Ok(None) };
     let Some(variance) = eps_add.inputs.iter().find(|input| view.constant(input).is_none()) else { return Ok(None) };
-    let Some(epsilon) = other_operand(eps_add, variance).and_then(|eps| scalar(view, eps)) else { return Ok(None) };
-    let Some((var_mean_index, var_mean)) = sole_input(view, variance, "ReduceMean") else { return Ok(None) };
-    let Some((pow_index, pow)) = sole_input(view, &var_mean.inputs[0], "Pow") else { return Ok(None) };
-    if pow.inputs[0] != *centered || !near(pow.inputs.get(1).and_then(|exponent| scalar(view, exponent)), 2.0) {
+    let Some(epsilon) = other_operand(eps_add, variance).and_then(|eps| constant_scalar(view, eps)) else { return Ok(None) };
+    let Some((var_mean_index, var_mean)) = view.sole_producer(variance, "ReduceMean") else { return Ok(None) };
+    let Some((pow_index, pow)) = view.sole_producer(&var_mean.inputs[0], "Pow") else { return Ok(None) };
+    if pow.inputs[0] != *centered || !near(pow.inputs.get(1).and_then(|exponent| constant_scalar(view, exponent)), 2.0) {
         return Ok(None);
     }
     // The centred value feeds exactly the Pow and the Div.
@@ -86,7 +66,7 @@ fn layernorm_pattern(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>
         return Ok(None);
     }
     let [x, mean] = sub.inputs.as_slice() else { return Ok(None) };
-    let Some((mean_index, mean_node)) = sole_input(view, mean, "ReduceMean") else { return Ok(None) };
+    let Some((mean_index, mean_node)) = view.sole_producer(mean, "ReduceMean") else { return Ok(None) };
     if mean_node.inputs[0] != *x {
         return Ok(None);
     }
@@ -110,12 +90,12 @@ fn layernorm_pattern(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>
                 && whittle_ir::element_count(&tensor.dims) == whittle_ir::element_count(&normalized_dims)
         })
     };
-    if let Some((mul_index, mul)) = sole_reader(view, &output, "Mul") {
+    if let Some((mul_index, mul)) = view.sole_reader(&output, "Mul") {
         if let Some(gamma) = other_operand(mul, &output).filter(|gamma| fits(gamma)) {
             scale = Some(gamma.to_string());
             remove.push(mul_index);
             output = mul.outputs[0].clone();
-            if let Some((add_index, add)) = sole_reader(view, &output, "Add") {
+            if let Some((add_index, add)) = view.sole_reader(&output, "Add") {
                 if let Some(beta) = other_operand(add, &output).filter(|beta| fits(beta)) {
                     bias = Some(beta.to_string());
                     remove.push(add_index);
@@ -151,25 +131,25 @@ fn layernorm_pattern(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>
 /// From `inner` = f(x) with `Add(inner, 1)` onwards: the `0.5 * x * (1 + inner)` tail of both GELU
 /// forms, as the nodes it spans and the value it ends in.
 fn gelu_tail(view: &GraphView<'_>, x: &str, inner: &str) -> Option<(Vec<usize>, String)> {
-    let (plus_index, plus) = sole_reader(view, inner, "Add")?;
-    if !near(other_operand(plus, inner).and_then(|one| scalar(view, one)), 1.0) {
+    let (plus_index, plus) = view.sole_reader(inner, "Add")?;
+    if !near(other_operand(plus, inner).and_then(|one| constant_scalar(view, one)), 1.0) {
         return None;
     }
     let sum = &plus.outputs[0];
-    let (mul_index, mul) = sole_reader(view, sum, "Mul")?;
+    let (mul_index, mul) = view.sole_reader(sum, "Mul")?;
     let other = other_operand(mul, sum)?;
     let mut nodes = vec![plus_index, mul_index];
     let output = if other == x {
         // (x * sum) * 0.5
-        let (half_index, half) = sole_reader(view, &mul.outputs[0], "Mul")?;
-        if !near(other_operand(half, &mul.outputs[0]).and_then(|half| scalar(view, half)), 0.5) {
+        let (half_index, half) = view.sole_reader(&mul.outputs[0], "Mul")?;
+        if !near(other_operand(half, &mul.outputs[0]).and_then(|half| constant_scalar(view, half)), 0.5) {
             return None;
         }
         nodes.push(half_index);
         half.outputs[0].clone()
-    } else if near(scalar(view, other), 0.5) {
+    } else if near(constant_scalar(view, other), 0.5) {
         // (sum * 0.5) * x
-        let (x_index, x_mul) = sole_reader(view, &mul.outputs[0], "Mul")?;
+        let (x_index, x_mul) = view.sole_reader(&mul.outputs[0], "Mul")?;
         if other_operand(x_mul, &mul.outputs[0]) != Some(x) {
             return None;
         }
@@ -177,8 +157,8 @@ fn gelu_tail(view: &GraphView<'_>, x: &str, inner: &str) -> Option<(Vec<usize>, 
         x_mul.outputs[0].clone()
     } else {
         // (x * 0.5) * sum
-        let (half_index, half) = sole_input(view, other, "Mul")?;
-        if other_operand(half, x).and_then(|half| scalar(view, half)).is_none_or(|value| !near(Some(value), 0.5)) {
+        let (half_index, half) = view.sole_producer(other, "Mul")?;
+        if other_operand(half, x).and_then(|half| constant_scalar(view, half)).is_none_or(|value| !near(Some(value), 0.5)) {
             return None;
         }
         nodes.push(half_index);
@@ -203,13 +183,14 @@ fn gelu_erf_pattern(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>>
         return Ok(None);
     }
     let erf = view.node(index);
-    let Some((scale_index, scale)) = sole_input(view, &erf.inputs[0], "Div").or_else(|| sole_input(view, &erf.inputs[0], "Mul"))
+    let Some((scale_index, scale)) =
+        view.sole_producer(&erf.inputs[0], "Div").or_else(|| view.sole_producer(&erf.inputs[0], "Mul"))
     else {
         return Ok(None);
     };
     let [x, factor] = scale.inputs.as_slice() else { return Ok(None) };
     let expected = if scale.op_type == "Div" { std::f64::consts::SQRT_2 } else { std::f64::consts::FRAC_1_SQRT_2 };
-    if !near(scalar(view, factor), expected) {
+    if !near(constant_scalar(view, factor), expected) {
         return Ok(None);
     }
     let Some((mut nodes, output)) = gelu_tail(view, x, &erf.outputs[0]) else { return Ok(None) };
@@ -223,21 +204,21 @@ fn gelu_tanh_pattern(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>
         return Ok(None);
     }
     let tanh = view.node(index);
-    let Some((scaled_index, scaled)) = sole_input(view, &tanh.inputs[0], "Mul") else { return Ok(None) };
+    let Some((scaled_index, scaled)) = view.sole_producer(&tanh.inputs[0], "Mul") else { return Ok(None) };
     let Some(inner) = scaled.inputs.iter().find(|input| view.constant(input).is_none()) else { return Ok(None) };
-    if !near(other_operand(scaled, inner).and_then(|factor| scalar(view, factor)), (2.0 / std::f64::consts::PI).sqrt()) {
+    if !near(other_operand(scaled, inner).and_then(|factor| constant_scalar(view, factor)), (2.0 / std::f64::consts::PI).sqrt()) {
         return Ok(None);
     }
-    let Some((sum_index, sum)) = sole_input(view, inner, "Add") else { return Ok(None) };
+    let Some((sum_index, sum)) = view.sole_producer(inner, "Add") else { return Ok(None) };
     let found = sum.inputs.iter().find_map(|cubic| {
-        let (cubic_index, cubic_node) = sole_input(view, cubic, "Mul")?;
+        let (cubic_index, cubic_node) = view.sole_producer(cubic, "Mul")?;
         let cube = cubic_node.inputs.iter().find(|input| view.constant(input).is_none())?;
-        if !near(other_operand(cubic_node, cube).and_then(|factor| scalar(view, factor)), 0.044715) {
+        if !near(other_operand(cubic_node, cube).and_then(|factor| constant_scalar(view, factor)), 0.044715) {
             return None;
         }
-        let (pow_index, pow) = sole_input(view, cube, "Pow")?;
+        let (pow_index, pow) = view.sole_producer(cube, "Pow")?;
         let x = other_operand(sum, cubic)?;
-        (pow.inputs[0] == x && near(pow.inputs.get(1).and_then(|exponent| scalar(view, exponent)), 3.0))
+        (pow.inputs[0] == x && near(pow.inputs.get(1).and_then(|exponent| constant_scalar(view, exponent)), 3.0))
             .then(|| (x.to_string(), vec![cubic_index, pow_index]))
     });
     let Some((x, cubic_nodes)) = found else { return Ok(None) };
