@@ -4,9 +4,11 @@
 //! ONNX Runtime's `quantize_dynamic` writes. No calibration: each input's range is its own.
 
 use whittle_ir::{AttrValue, Attribute, DataType, Graph, Model, Node};
-use whittle_quant::{quantize_weights, Granularity, QuantType};
+use whittle_quant::QuantType;
 
-use super::qdq::{bytes_tensor, f32_tensor, finish, quantized_tensor, Kept, Layer, Names, QdqOptions, QuantizedLayer};
+use super::qdq::{
+    bytes_tensor, f32_tensor, finish, quantized_parts, quantized_tensor, Kept, Layer, Names, QdqOptions, QuantizedLayer,
+};
 use crate::attrs::{attr_float, attr_int};
 use crate::error::{PassError, Result};
 
@@ -144,16 +146,7 @@ fn weight(graph: &mut Graph, names: &mut Names, layer: &Layer, options: &QdqOpti
         dims = vec![k as i64, n as i64];
     }
     let axis = if conv { 0 } else { 1 };
-    let shape: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
-    let granularity = if options.per_channel { Granularity::PerChannel { axis } } else { Granularity::PerTensor };
-    let q = quantize_weights(&values, &shape, granularity, options.weight_type, options.weight_symmetric)
-        .map_err(|err| format!("weight '{}': {err}", layer.weight))?;
-    let base = &layer.weight;
-    let (quantized, scale, zero_point) = (
-        names.fresh(&format!("{base}_quantized")),
-        names.fresh(&format!("{base}_scale")),
-        names.fresh(&format!("{base}_zero_point")),
-    );
+    let (q, [quantized, scale, zero_point]) = quantized_parts(names, &layer.weight, &values, &dims, axis, options)?;
     let channels = q.scales.len() as i64;
     let per_channel = |trailing: usize| if options.per_channel { [vec![channels], vec![1; trailing]].concat() } else { vec![] };
     let broadcast_dims = if conv { [vec![dims[0]], vec![1; dims.len() - 2]].concat() } else { vec![dims[1]] };

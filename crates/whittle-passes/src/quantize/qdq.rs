@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use whittle_ir::{AttrValue, Attribute, DataType, Graph, Model, Node, Tensor};
-use whittle_quant::{quantize_bias, quantize_weights, Granularity, QParams, QuantType};
+use whittle_quant::{quantize_bias, quantize_weights, Granularity, QParams, QuantType, QuantizedWeights};
 
 use crate::attrs::attr_int;
 use crate::error::{PassError, Result};
@@ -261,17 +261,9 @@ fn quantize_weight(
 ) -> Result<(String, Vec<f32>), String> {
     let tensor = graph.initializer(&layer.weight).ok_or_else(|| format!("weight '{}' is gone", layer.weight))?;
     let values = tensor.to_f32_vec().ok_or_else(|| format!("weight '{}' cannot be read", layer.weight))?;
-    let shape: Vec<usize> = tensor.dims.iter().map(|&d| d as usize).collect();
-    let granularity =
-        if options.per_channel { Granularity::PerChannel { axis: layer.channel_axis } } else { Granularity::PerTensor };
-    let q = quantize_weights(&values, &shape, granularity, options.weight_type, options.weight_symmetric)
-        .map_err(|err| format!("weight '{}': {err}", layer.weight))?;
+    let (q, [quantized, scale, zero_point]) =
+        quantized_parts(names, &layer.weight, &values, &tensor.dims, layer.channel_axis, options)?;
     let base = &layer.weight;
-    let (quantized, scale, zero_point) = (
-        names.fresh(&format!("{base}_quantized")),
-        names.fresh(&format!("{base}_scale")),
-        names.fresh(&format!("{base}_zero_point")),
-    );
     let dequantized = names.fresh(&format!("{base}_dequantized"));
     let dims = tensor.dims.clone();
     let per_axis = if options.per_channel { vec![q.scales.len() as i64] } else { vec![] };
@@ -317,6 +309,23 @@ fn quantize_layer_bias(
         axis,
     ));
     Ok(dequantized)
+}
+
+/// `values` of a weight named `base` with `dims`, quantized with `options` (per channel along
+/// `axis` when asked), and fresh names for its quantized values, scale and zero point.
+pub(super) fn quantized_parts(
+    names: &mut Names,
+    base: &str,
+    values: &[f32],
+    dims: &[i64],
+    axis: usize,
+    options: &QdqOptions,
+) -> Result<(QuantizedWeights, [String; 3]), String> {
+    let shape: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+    let granularity = if options.per_channel { Granularity::PerChannel { axis } } else { Granularity::PerTensor };
+    let q = quantize_weights(values, &shape, granularity, options.weight_type, options.weight_symmetric)
+        .map_err(|err| format!("weight '{base}': {err}"))?;
+    Ok((q, ["quantized", "scale", "zero_point"].map(|part| names.fresh(&format!("{base}_{part}")))))
 }
 
 pub(super) fn node(name: &str, op_type: &str, inputs: &[&str], output: &str, axis: Option<i64>) -> Node {
