@@ -74,11 +74,16 @@ pub fn run_all(root: &Path, seconds: f64) -> Result<()> {
         }
     }
     let text = table(&rows, &machine(), &ort_version, seconds);
+    publish(root, RESULTS, &text)
+}
+
+/// Prints a results table and writes it to `relative` under the repository.
+pub fn publish(root: &Path, relative: &str, text: &str) -> Result<()> {
     print!("{text}");
-    let path = root.join(RESULTS);
+    let path = root.join(relative);
     std::fs::create_dir_all(path.parent().context("results folder")?)?;
     std::fs::write(&path, text)?;
-    eprintln!("wrote {RESULTS}");
+    eprintln!("wrote {relative}");
     Ok(())
 }
 

@@ -83,10 +83,5 @@ pub fn run_all(root: &Path) -> Result<()> {
     ));
     text.push_str("| fixture | model | size | accuracy | ORT p50 ms | |\n| --- | --- | ---: | ---: | ---: | --- |\n");
     text.push_str(&rows);
-    print!("{text}");
-    let path = root.join(RESULTS);
-    std::fs::create_dir_all(path.parent().context("results folder")?)?;
-    std::fs::write(&path, text)?;
-    eprintln!("wrote {RESULTS}");
-    Ok(())
+    crate::bench_ort::publish(root, RESULTS, &text)
 }
