@@ -1,7 +1,7 @@
 //! Planner step: runs an activation inside the kernel of the op that produces its input.
 //!
-//! `Relu(Conv(..))`, `Relu(Gemm(..))` and `Relu(MatMul(..))` become one step whose op applies the
-//! activation in its output loop ([`crate::kernels::Activation`]), when the intermediate value has no
+//! `Relu(Conv(..))`, `Relu(Gemm(..))`, `Relu(MatMul(..))` and `Relu(BatchNormalization(..))` (in
+//! inference) become one step whose op applies the activation in its output loop ([`crate::kernels::Activation`]), when the intermediate value has no
 //! other reader and is not a graph output: the Relu step and its intermediate buffer disappear. The
 //! fused op still runs on every device (burn's op, then burn's relu, where the kernels do not
 //! apply), and its outputs equal the unfused plan's bit for bit, since the same f32 results go
@@ -20,6 +20,7 @@ fn epilogue(op: &mut Op) -> Option<&mut Option<Activation>> {
         Op::Conv(conv) => Some(&mut conv.activation),
         Op::Gemm(gemm) => Some(&mut gemm.activation),
         Op::MatMul(matmul) => Some(&mut matmul.activation),
+        Op::BatchNormalization(norm) if !norm.training => Some(&mut norm.activation),
         _ => None,
     }
 }
@@ -123,6 +124,17 @@ mod tests {
                 vec![2, 3, 4],
                 vec![2, 3, 5],
                 vec![f32_tensor("w", vec![4, 5], &ramp(20))],
+            ),
+            (
+                Node::new("bn", "BatchNormalization", &["x", "s", "b", "m", "v"], &["t"]),
+                vec![2, 3, 2, 2],
+                vec![2, 3, 2, 2],
+                vec![
+                    f32_tensor("s", vec![3], &[1.5, -0.5, 2.0]),
+                    f32_tensor("b", vec![3], &[0.1, 0.2, -0.3]),
+                    f32_tensor("m", vec![3], &[0.2, -0.1, 0.0]),
+                    f32_tensor("v", vec![3], &[0.5, 2.0, 1.0]),
+                ],
             ),
         ]
     }

@@ -119,6 +119,19 @@ pub(crate) fn gemm(
     activation: Option<Activation>,
 ) -> Result<(), OpError> {
     let options = GemmOptions { alpha, beta, bias, ..GemmOptions::default() };
+    // A single row times an unpacked B would take rten-gemm's gemv path, whose column tail rounds
+    // differently from its vector body: with the constant weights of the light zoo models, logits of
+    // 1e5 and more came out one ulp apart in the last 8 of 1000 columns, which a softmax turns into a
+    // visible error (light/resnet50). Packing the row (K values) sends it through the tiled kernel,
+    // where every column is computed alike.
+    let packed_row;
+    let a = match (a, b) {
+        (GemmInputA::Unpacked(row), GemmInputB::Unpacked(_)) if a.rows() == 1 => {
+            packed_row = executor().prepack_a(row);
+            GemmInputA::Packed(&packed_row)
+        }
+        (a, _) => a,
+    };
     executor().gemm(out, a, b, options).map_err(|err| OpError::new(format!("gemm kernel: {err}")))?;
     if let Some(activation) = activation {
         activation.apply(out);
@@ -160,7 +173,7 @@ pub(crate) mod tests {
     fn packed_and_unpacked_operands_match_a_reference_product() {
         // Sizes on both sides of the micro-kernel's tiles, a single row (rten's gemv path when
         // unpacked) and a deep K that spans several depth blocks (256 f32).
-        for (m, k, n) in [(1, 64, 128), (8, 64, 128), (5, 300, 17), (33, 9, 16)] {
+        for (m, k, n) in [(1, 64, 128), (8, 64, 128), (5, 300, 17), (33, 9, 16), (1, 40, 1000), (2, 40, 1000)] {
             let (a, b) = (ramp(m * k, 0.1), ramp(k * n, 0.05));
             let expected = reference(&a, &b, m, k, n);
             let b_t = transpose(&b, k, n);
@@ -169,6 +182,18 @@ pub(crate) mod tests {
                 &mut out,
                 GemmInputA::Unpacked(matrix(&a, m, k, false)),
                 GemmInputB::Unpacked(matrix(&b, k, n, false)),
+                1.0,
+                0.0,
+                None,
+                None,
+            )
+            .unwrap();
+            assert_near(&out, &expected);
+            let mut out = vec![f32::NAN; m * n];
+            gemm(
+                &mut out,
+                GemmInputA::Unpacked(matrix(&a, m, k, false)),
+                GemmInputB::Unpacked(matrix(&b_t, k, n, true)),
                 1.0,
                 0.0,
                 None,
@@ -229,6 +254,19 @@ pub(crate) mod tests {
         )
         .unwrap();
         assert_near(&out, &expected);
+    }
+
+    #[test]
+    fn every_column_of_a_single_row_product_rounds_alike() {
+        // light/resnet50 regression: x [1, 2048] of large values times constant weights 0.02 (B
+        // unpacked, transposed, as its final Gemm reads them) must give 1000 identical logits.
+        let (k, n) = (2048, 1000);
+        let x: Vec<f32> = (0..k).map(|i| 1000.0 + i as f32).collect();
+        let weights = vec![0.02f32; n * k];
+        let mut out = vec![0.0; n];
+        let b = GemmInputB::Unpacked(matrix(&weights, k, n, true));
+        gemm(&mut out, GemmInputA::Unpacked(matrix(&x, 1, k, false)), b, 1.0, 0.0, None, None).unwrap();
+        assert!(out.iter().all(|&v| v.to_bits() == out[0].to_bits()), "{:?}", &out[n - 10..]);
     }
 
     #[test]

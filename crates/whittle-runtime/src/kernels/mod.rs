@@ -1,6 +1,7 @@
 //! whittle's own f32 CPU kernels for the ops where burn-flex is slow: GEMM with weights packed once
 //! ([`gemm`]) and 2-D convolution lowered to it ([`conv`]), with the bias and an activation applied
-//! in the kernel's output loop ([`Activation`]).
+//! in the kernel's output loop ([`Activation`]); inference BatchNormalization and MaxPool
+//! ([`elementwise`]), whose per-call cost on burn-flex dominated the small CNN fixture.
 //!
 //! They run only where they apply: on burn-flex, on f32 values (see [`flex_f32`]); every other
 //! device and dtype (ndarray, wgpu, f16, f64, and autodiff later, whose tensors are not flex's own)
@@ -18,6 +19,7 @@
 //! in a different order).
 
 pub(crate) mod conv;
+pub(crate) mod elementwise;
 pub(crate) mod gemm;
 
 use burn_flex::{Flex, FlexTensor};
