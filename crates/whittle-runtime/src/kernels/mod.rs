@@ -77,12 +77,27 @@ pub(crate) fn flex_f32(value: &Value) -> Option<FlexTensor> {
     with_rank!(value.burn_rank(), D => value.clone().float::<D>().ok()?.try_into_primitive::<Flex>().ok())
 }
 
-/// The elements of a flex f32 tensor in row-major order: in place when it is contiguous, copied
-/// once when it is a strided view.
-pub(crate) fn contiguous(tensor: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-    match tensor.as_slice::<f32>() {
-        Some(slice) => std::borrow::Cow::Borrowed(slice),
-        None => std::borrow::Cow::Owned(tensor.to_contiguous().as_slice::<f32>().map(<[f32]>::to_vec).unwrap_or_default()),
+/// The elements of a flex f32 tensor in row-major order, as a slice: the tensor itself when it is
+/// contiguous, else a contiguous copy made once.
+#[derive(Debug)]
+pub(crate) struct Contiguous(FlexTensor);
+
+impl std::ops::Deref for Contiguous {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        // `contiguous` only builds this from a contiguous f32 tensor, for which `as_slice` is `Some`.
+        self.0.as_slice::<f32>().unwrap_or_default()
+    }
+}
+
+/// `tensor`'s elements in row-major order: in place when it is contiguous, copied once when it is a
+/// strided view.
+pub(crate) fn contiguous(tensor: &FlexTensor) -> Contiguous {
+    if tensor.as_slice::<f32>().is_some() {
+        Contiguous(tensor.clone())
+    } else {
+        Contiguous(tensor.to_contiguous())
     }
 }
 
@@ -115,8 +130,8 @@ mod tests {
     fn flex_values_are_read_in_place_and_outputs_wrap_their_buffer() {
         let value = f32_value(&[2, 3], &[1.0, -2.0, 3.0, -4.0, 5.0, -6.0]);
         let tensor = flex_f32(&value).unwrap();
-        assert_eq!(contiguous(&tensor).as_ref(), &[1.0, -2.0, 3.0, -4.0, 5.0, -6.0]);
-        let mut values = contiguous(&tensor).into_owned();
+        assert_eq!(&*contiguous(&tensor), &[1.0, -2.0, 3.0, -4.0, 5.0, -6.0]);
+        let mut values = contiguous(&tensor).to_vec();
         Activation::Relu.apply(&mut values);
         let out = output(values, &[3, 2]).unwrap();
         assert_eq!(out.shape(), &[3, 2]);
@@ -135,6 +150,6 @@ mod tests {
         let value = f32_value(&[2, 2], &[1.0, 2.0, 3.0, 4.0]);
         let transposed = Value::from_float(value.float::<2>().unwrap().transpose(), DataType::F32).unwrap();
         let tensor = flex_f32(&transposed).unwrap();
-        assert_eq!(contiguous(&tensor).as_ref(), &[1.0, 3.0, 2.0, 4.0]);
+        assert_eq!(&*contiguous(&tensor), &[1.0, 3.0, 2.0, 4.0]);
     }
 }
