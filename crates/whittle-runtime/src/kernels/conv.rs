@@ -160,9 +160,20 @@ impl Conv2d<'_> {
                     };
                     let line = &source[iy * w..(iy + 1) * w];
                     let target = &mut patch_row[image * plane + oy * ow..image * plane + (oy + 1) * ow];
-                    for (ox, element) in target.iter_mut().enumerate() {
-                        if let Some(ix) = (ox * strides[1] + kx * dilations[1]).checked_sub(padding[1].0).filter(|&ix| ix < w) {
-                            *element = line[ix];
+                    // The output columns whose tap lands on the input: `ox * stride + offset - pad`
+                    // in `[0, w)`; the others stay 0 (padding). With unit stride the run is one copy.
+                    let (offset, pad, stride) = (kx * dilations[1], padding[1].0, strides[1]);
+                    let first = pad.saturating_sub(offset).div_ceil(stride);
+                    let end = ((w + pad).saturating_sub(offset)).div_ceil(stride).min(ow);
+                    if first >= end {
+                        continue;
+                    }
+                    let start = first * stride + offset - pad;
+                    if stride == 1 {
+                        target[first..end].copy_from_slice(&line[start..start + end - first]);
+                    } else {
+                        for (element, &value) in target[first..end].iter_mut().zip(line[start..].iter().step_by(stride)) {
+                            *element = value;
                         }
                     }
                 }
@@ -302,6 +313,9 @@ mod tests {
             ([1, 3, 7, 7], [5, 3, 1, 1], 1, [2, 2], [1, 1], [(0, 0), (0, 0)], false, false),
             // Stride 2, dilation 2, asymmetric padding, groups 2, no bias.
             ([2, 4, 9, 7], [4, 2, 3, 2], 2, [2, 1], [2, 2], [(1, 0), (2, 1)], false, true),
+            // The same without groups: the batch's materialized im2col with strides, dilations
+            // and padding larger than the dilated reach on one side.
+            ([2, 3, 9, 8], [4, 3, 3, 2], 1, [2, 1], [2, 3], [(2, 1), (0, 4)], true, false),
             // Depthwise 3x3, stride 2, like a MobileNet block.
             ([1, 6, 10, 10], [6, 1, 3, 3], 6, [2, 2], [1, 1], [(1, 1), (1, 1)], true, true),
             // A 7x7 stride-2 stem on a small image, padding larger than one kernel row.
