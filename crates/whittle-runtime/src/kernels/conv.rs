@@ -6,7 +6,9 @@
 //! virtual im2col, which gathers patches (zeros in the padding) block by block while packing, so the
 //! unrolled matrix (`kh * kw` times the image) is never built. The output `[M / group, OH * OW]` of
 //! each product is already the NCHW layout of its slice of Y, so nothing is transposed afterwards;
-//! the bias and the activation are applied in the same pass.
+//! the bias and the activation are applied in the same pass. Small ungrouped convolutions (an
+//! unrolled batch of at most [`MATERIALIZED_IM2COL_LIMIT`] elements) instead build the batch's
+//! patches in memory and run one product for the whole batch (see that constant for why).
 
 use rayon::prelude::*;
 use rten_gemm::{BiasVector, ColOffsets, GemmInputA, GemmInputB, Im2Col, RowOffsets};
