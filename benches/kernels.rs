@@ -1,6 +1,8 @@
 //! Guards the hot kernels as the runtime runs them (one-node graphs through a `Session`, so the op's own
 //! shape checks and value plumbing are counted): MatMul at the fixtures' and issue's sizes (1x784x512 is
-//! the shape where burn-ndarray was 10x slower than ORT), Gemm with a bias, and 3x3 / 7x7-stride-2 Conv.
+//! the shape where burn-ndarray was 10x slower than ORT), Gemm with a bias, 3x3 / 7x7-stride-2 Conv,
+//! and the small batched Conv of digits_cnn. On flex these run whittle's own f32 kernels (weights packed at plan
+//! time), so a slower kernel or a lost fast path shows here.
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use whittle_ir::{AttrValue, Attribute, DataType, Graph, Model, Node, Shape, Tensor, Type, ValueInfo};
@@ -60,10 +62,13 @@ pub fn matmul(c: &mut Criterion) {
 
 pub fn conv(c: &mut Criterion) {
     let mut group = c.benchmark_group("kernel/conv");
-    // (name, channels in, size, filters, kernel, stride, pad)
-    for (label, cin, size, cout, kernel, stride, pad) in
-        [("3x3_64ch_56px", 64, 56, 64, 3, 1, 1), ("7x7s2_stem_224px", 3, 224, 64, 7, 2, 3)]
-    {
+    // (name, batch, channels in, size, filters, kernel, stride, pad): the two shapes, and the
+    // second convolution of digits_cnn at batch 8, where per-call cost outweighs the arithmetic.
+    for (label, batch, cin, size, cout, kernel, stride, pad) in [
+        ("3x3_64ch_56px", 1, 64, 56, 64, 3, 1, 1),
+        ("7x7s2_stem_224px", 1, 3, 224, 64, 7, 2, 3),
+        ("3x3_16ch_4px_batch8", 8, 16, 4, 32, 3, 1, 1),
+    ] {
         let mut node = Node::new("conv", "Conv", &["x", "w"], &["y"]);
         node.attributes = vec![
             Attribute::new("kernel_shape", AttrValue::Ints(vec![kernel, kernel])),
@@ -71,9 +76,13 @@ pub fn conv(c: &mut Criterion) {
             Attribute::new("pads", AttrValue::Ints(vec![pad, pad, pad, pad])),
         ];
         let out = (size + 2 * pad - kernel) / stride + 1;
-        let (session, feed) =
-            single_node(node, &[1, cin, size, size], vec![weight("w", &[cout, cin, kernel, kernel])], &[1, cout, out, out]);
-        group.throughput(Throughput::Elements((2 * cout * out * out * cin * kernel * kernel) as u64));
+        let (session, feed) = single_node(
+            node,
+            &[batch, cin, size, size],
+            vec![weight("w", &[cout, cin, kernel, kernel])],
+            &[batch, cout, out, out],
+        );
+        group.throughput(Throughput::Elements((2 * batch * cout * out * out * cin * kernel * kernel) as u64));
         group.sample_size(20);
         group.bench_function(BenchmarkId::from_parameter(label), |b| b.iter(|| session.run(feed.clone()).expect("run")));
     }

@@ -7,6 +7,9 @@
 //! clone, no data copy). Graph outputs are never moved, and a node output nothing reads gets no slot
 //! and is dropped when the node returns.
 //!
+//! Before last uses are marked, an activation whose input is produced by a Conv, Gemm or MatMul
+//! with no other reader is fused into that op's kernel (`crate::fuse`).
+//!
 //! Subgraphs (If branches, Loop and Scan bodies) are planned the same way, once, into [`Body`]s
 //! with slots of their own, and held by their node's op. The outer values a subgraph reads are
 //! extra inputs of the node holding it, so they follow the same rule: kept alive until that node has
@@ -305,6 +308,8 @@ impl<'a> Planner<'a> {
         let outputs: Vec<(String, usize)> =
             self.graph.outputs.iter().map(|output| (output.name.clone(), self.slot_of(&output.name))).collect();
         let slot_count = self.slots.len();
+        let output_slots: Vec<usize> = outputs.iter().map(|&(_, slot)| slot).collect();
+        crate::fuse::fuse_activations(&mut self.steps, &output_slots, slot_count);
         mark_last_uses(&mut self.steps, &outputs, slot_count);
         Ok(GraphPlan { steps: self.steps, constants, outputs, slot_count })
     }

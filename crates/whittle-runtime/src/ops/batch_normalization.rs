@@ -7,20 +7,27 @@
 //! are the batch's, biased, over every axis but 1, and the optional outputs running_mean and
 //! running_var are `input * momentum + batch * (1 - momentum)`. The training outputs of opsets 6 to
 //! 13 (saved statistics) are not implemented.
+//!
+//! On burn-flex, f32 inference runs on whittle's own kernel
+//! ([`crate::kernels::elementwise::batch_norm`]), with a following Relu fused into it.
 
 use std::ops::RangeInclusive;
 
 use burn_tensor::{module, Tensor};
 
+use crate::kernels::{self, activate_burn, elementwise, Activation};
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
 use crate::value::{with_rank, Value};
 
-/// Normalizes each channel with the given statistics.
+/// Normalizes each channel with the given statistics, then applies the activation fused into it,
+/// if any (inference only).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchNormalization {
     pub epsilon: f32,
     pub momentum: f32,
     pub training: bool,
+    /// An activation the planner fused into this node (see `crate::fuse`).
+    pub(crate) activation: Option<Activation>,
 }
 
 impl Operator for BatchNormalization {
@@ -47,7 +54,12 @@ impl Operator for BatchNormalization {
         if node.node.outputs.len() > 3 {
             fail!("BatchNormalization has at most 3 outputs, found {}", node.node.outputs.len());
         }
-        Ok(BatchNormalization { epsilon: node.float("epsilon", 1e-5)?, momentum: node.float("momentum", 0.9)?, training })
+        Ok(BatchNormalization {
+            epsilon: node.float("epsilon", 1e-5)?,
+            momentum: node.float("momentum", 0.9)?,
+            training,
+            activation: None,
+        })
     }
 
     fn eval(&self, mut inputs: Inputs) -> Result<Vec<Value>, OpError> {
@@ -58,14 +70,20 @@ impl Operator for BatchNormalization {
             fail!("X {shape:?} must have rank 2 or more");
         }
         let channels = shape[1];
-        let mut statistics = Vec::with_capacity(4);
+        let mut values = Vec::with_capacity(4);
         for (index, name) in [(1, "scale"), (2, "B"), (3, "input_mean"), (4, "input_var")] {
             let value = inputs.take(index)?;
             if value.shape() != [channels] || value.dtype() != dtype {
                 fail!("{name} is {}{:?}, expected {dtype}[{channels}] for X {shape:?}", value.dtype(), value.shape());
             }
-            statistics.push(value.float::<1>()?);
+            values.push(value);
         }
+        if !self.training {
+            if let Some(y) = self.run_kernel(&x, &values)? {
+                return Ok(vec![y]);
+            }
+        }
+        let statistics = values.into_iter().map(Value::float::<1>).collect::<Result<Vec<_>, _>>()?;
         let [scale, bias, mean, variance]: [_; 4] = statistics.try_into().map_err(|_| OpError::new("four statistics expected"))?;
         if self.training {
             return self.train(x, [scale, bias, mean, variance]);
@@ -73,11 +91,23 @@ impl Operator for BatchNormalization {
         let y = with_rank!(shape.len(), D => {
             Value::from_float(module::batch_norm(x.float::<D>()?, scale, bias, mean, variance, f64::from(self.epsilon)), dtype)?
         });
-        Ok(vec![y])
+        Ok(vec![activate_burn(y, self.activation)?])
     }
 }
 
 impl BatchNormalization {
+    /// Inference on whittle's f32 kernel; `None` when it does not apply (not flex, not f32).
+    fn run_kernel(&self, x: &Value, statistics: &[Value]) -> Result<Option<Value>, OpError> {
+        let Some(x_tensor) = kernels::flex_f32(x) else { return Ok(None) };
+        let Some(tensors) = statistics.iter().map(kernels::flex_f32).collect::<Option<Vec<_>>>() else { return Ok(None) };
+        let values: Vec<_> = tensors.iter().map(kernels::contiguous).collect();
+        let [scale, bias, mean, variance] = [&values[0][..], &values[1][..], &values[2][..], &values[3][..]];
+        let shape = x.shape();
+        let dims = [shape[0], shape[1], shape[2..].iter().product()];
+        let y = elementwise::batch_norm(&kernels::contiguous(&x_tensor), dims, [scale, bias, mean, variance], self.epsilon, self.activation);
+        Ok(Some(kernels::output(y, shape)?))
+    }
+
     /// Training mode: normalizes with the batch statistics and updates the running ones.
     fn train(&self, x: Value, [scale, bias, mean, variance]: [Tensor<1>; 4]) -> Result<Vec<Value>, OpError> {
         let dtype = x.dtype();

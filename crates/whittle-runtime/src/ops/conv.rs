@@ -4,21 +4,31 @@
 //! `[M, C / group, kernel...]`, optional B `[M]`. This runtime runs 1-D and 2-D convolutions on
 //! burn's conv2d (1-D as 2-D with a height of 1, a free reshape) and 3-D ones on conv3d, which
 //! pads symmetrically only: asymmetric 3-D padding is applied to X first, as zeros.
+//!
+//! On burn-flex, f32 1-D and 2-D convolutions run on whittle's own kernel instead
+//! ([`crate::kernels::conv`]), with constant weights packed once here at plan time; 3-D ones,
+//! other dtypes and other devices stay on burn.
 
 use std::ops::RangeInclusive;
 
 use burn_tensor::module;
 use burn_tensor::ops::{ConvOptions, PadMode};
 
+use crate::kernels::conv::{self as kernel, Conv2d, PackedConv, Weights};
+use crate::kernels::{self, activate_burn, Activation};
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
-use crate::spatial::{Resolved, Window};
+use crate::spatial::{Resolved, Window, Window2d};
 use crate::value::Value;
 
-/// `Y = conv(X, W) + B`.
+/// `Y = conv(X, W) + B`, then the activation fused into it, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conv {
     pub window: Window,
     pub group: usize,
+    /// The weights packed for the f32 kernel, when they are a constant of 1-D or 2-D shape.
+    pub(crate) packed: Option<PackedConv>,
+    /// An activation the planner fused into this node (see `crate::fuse`).
+    pub(crate) activation: Option<Activation>,
 }
 
 impl Operator for Conv {
@@ -31,7 +41,17 @@ impl Operator for Conv {
         if group < 1 {
             return Err(OpError::attribute("group", format!("must be 1 or more, found {group}")));
         }
-        Ok(Conv { window: Window::parse(node)?, group: group as usize })
+        let group = group as usize;
+        let packed = node.constant_input(1).and_then(kernels::constant_f32).and_then(|(weights, dims)| {
+            let shape = match dims[..] {
+                [m, c, kh, kw] => [m, c, kh, kw],
+                [m, c, k] => [m, c, 1, k],
+                _ => return None,
+            };
+            let fits = shape[0] % group == 0 && !shape.contains(&0) && weights.len() == shape.iter().product::<usize>();
+            fits.then(|| kernel::pack_weights(&weights, shape, group))
+        });
+        Ok(Conv { window: Window::parse(node)?, group, packed, activation: None })
     }
 
     fn eval(&self, mut inputs: Inputs) -> Result<Vec<Value>, OpError> {
@@ -56,9 +76,16 @@ impl Operator for Conv {
             }
             let options = ConvOptions::new(three(&window.strides), padding, three(&window.dilations), self.group);
             let b = b.map(|b| b.float::<1>()).transpose()?;
-            return Ok(vec![Value::from_float(module::conv3d(x, w.float::<5>()?, b, options), dtype)?]);
+            let y = Value::from_float(module::conv3d(x, w.float::<5>()?, b, options), dtype)?;
+            return Ok(vec![activate_burn(y, self.activation)?]);
         }
         let window = window.as_2d();
+        let four = |shape: &[usize]| if spatial == 1 { [shape[0], shape[1], 1, shape[2]] } else { [shape[0], shape[1], shape[2], shape[3]] };
+        if let Some(y) = self.run_kernel(&x, &w, b.as_ref(), four(&x_shape), four(&w_shape), window)? {
+            let [n, m, _, width] = y.shape() else { fail!("the conv kernel returned shape {:?}", y.shape()) };
+            let shape = [*n, *m, *width];
+            return Ok(vec![if spatial == 1 { y.reshape(&shape)? } else { y }]);
+        }
         let as_4d = |value: Value, shape: &[usize]| -> Result<Value, OpError> {
             if spatial == 1 {
                 value.reshape(&[shape[0], shape[1], 1, shape[2]])
@@ -70,13 +97,63 @@ impl Operator for Conv {
         let w = as_4d(w, &w_shape)?.float::<4>()?;
         let b = b.map(|b| b.float::<1>()).transpose()?;
         let y = module::conv2d(x, w, b, ConvOptions::new_with_padding(window.strides, window.padding, window.dilations, self.group));
-        let y = Value::from_float(y, dtype)?;
+        let y = activate_burn(Value::from_float(y, dtype)?, self.activation)?;
         if spatial == 1 {
             let [n, m, _, width] = y.shape() else { fail!("conv2d returned shape {:?}", y.shape()) };
             let shape = [*n, *m, *width];
             return Ok(vec![y.reshape(&shape)?]);
         }
         Ok(vec![y])
+    }
+}
+
+impl Conv {
+    /// Runs a checked 1-D or 2-D convolution (as 2-D, shapes `x_shape` and `w_shape`) on whittle's
+    /// f32 kernel; `None` when it does not apply (not flex, not f32, an image too large for its
+    /// offsets), and burn's conv2d runs instead.
+    fn run_kernel(
+        &self,
+        x: &Value,
+        w: &Value,
+        b: Option<&Value>,
+        x_shape: [usize; 4],
+        w_shape: [usize; 4],
+        window: Window2d,
+    ) -> Result<Option<Value>, OpError> {
+        let Some(x_tensor) = kernels::flex_f32(x) else { return Ok(None) };
+        let bias_tensor = match b.map(kernels::flex_f32) {
+            Some(None) => return Ok(None),
+            bias => bias.flatten(),
+        };
+        if !kernel::fits_offsets(x_shape, w_shape, &window) {
+            return Ok(None);
+        }
+        let packed = self.packed.as_ref().filter(|packed| packed.shape == w_shape);
+        let w_tensor = match packed {
+            Some(_) => None,
+            None => match kernels::flex_f32(w) {
+                Some(tensor) => Some(tensor),
+                None => return Ok(None),
+            },
+        };
+        let w_values = w_tensor.as_ref().map(kernels::contiguous);
+        let weights = match (packed, &w_values) {
+            (Some(packed), _) => Weights::Packed(packed),
+            (None, Some(values)) => Weights::Plain(values),
+            (None, None) => return Ok(None),
+        };
+        let (x_values, bias_values) = (kernels::contiguous(&x_tensor), bias_tensor.as_ref().map(kernels::contiguous));
+        let conv = Conv2d {
+            x: &x_values,
+            x_shape,
+            weights,
+            w_shape,
+            bias: bias_values.as_deref(),
+            window,
+            group: self.group,
+            activation: self.activation,
+        };
+        Ok(Some(kernels::output(conv.run()?, &conv.output_shape())?))
     }
 }
 

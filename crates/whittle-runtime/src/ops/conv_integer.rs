@@ -31,7 +31,7 @@ impl Operator for ConvInteger {
     fn eval(&self, mut inputs: Inputs) -> Result<Vec<Value>, OpError> {
         let (x, w) = (inputs.take(0)?, inputs.take(1)?);
         let (x_zero, w_zero) = (inputs.take_optional(2), inputs.take_optional(3));
-        let Conv { window, group } = &self.conv;
+        let Conv { window, group, .. } = &self.conv;
         let resolved = resolve_conv(window, *group, x.shape(), w.shape(), None)?;
         Ok(vec![integer_conv(x, x_zero, w, w_zero, &resolved, *group)?])
     }

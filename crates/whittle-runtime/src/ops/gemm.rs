@@ -2,19 +2,32 @@
 //!
 //! Opset 7 replaced the `broadcast` attribute by unidirectional broadcasting of C; 11 made C optional;
 //! 13 added types.
+//!
+//! On burn-flex, f32 products run on whittle's GEMM kernel ([`crate::kernels::gemm`]), with a
+//! constant B packed once at plan time and C added as a bias in the kernel; other devices and
+//! dtypes stay on burn.
 
 use std::ops::RangeInclusive;
 
+use rten_gemm::{BiasVector, GemmInputA, GemmInputB};
+
+use crate::kernels::gemm::{self as kernel, ConstantRhs};
+use crate::kernels::{self, activate_burn, Activation};
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
 use crate::value::Value;
 
-/// `Y = alpha * A' * B' + beta * C`, where `X'` is `X` transposed when the flag says so.
+/// `Y = alpha * A' * B' + beta * C`, where `X'` is `X` transposed when the flag says so, then the
+/// activation fused into it, if any.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gemm {
     pub alpha: f32,
     pub beta: f32,
     pub trans_a: bool,
     pub trans_b: bool,
+    /// B' packed for the f32 kernel, when B is a constant f32 matrix.
+    pub(crate) packed: Option<ConstantRhs>,
+    /// An activation the planner fused into this node (see `crate::fuse`).
+    pub(crate) activation: Option<Activation>,
 }
 
 impl Operator for Gemm {
@@ -23,11 +36,14 @@ impl Operator for Gemm {
     const ATTRIBUTES: &'static [&'static str] = &["alpha", "beta", "transA", "transB"];
 
     fn parse(node: &NodeContext<'_>) -> Result<Self, OpError> {
+        let trans_b = node.flag("transB", false)?;
         Ok(Gemm {
             alpha: node.float("alpha", 1.0)?,
             beta: node.float("beta", 1.0)?,
             trans_a: node.flag("transA", false)?,
-            trans_b: node.flag("transB", false)?,
+            trans_b,
+            packed: node.constant_input(1).and_then(|b| ConstantRhs::pack(b, trans_b)),
+            activation: None,
         })
     }
 
@@ -40,24 +56,13 @@ impl Operator for Gemm {
         if b.dtype() != dtype {
             fail!("A is {dtype} but B is {}", b.dtype());
         }
-        let mut a = a.float::<2>()?;
-        let mut b = b.float::<2>()?;
-        // Transposes are strided views; the matmul reads them in place.
-        if self.trans_a {
-            a = a.transpose();
-        }
-        if self.trans_b {
-            b = b.transpose();
-        }
-        let ([m, k], [k_b, n]) = (a.dims(), b.dims());
+        let flip = |shape: &[usize], transposed: bool| if transposed { [shape[1], shape[0]] } else { [shape[0], shape[1]] };
+        let ([m, k], [k_b, n]) = (flip(a.shape(), self.trans_a), flip(b.shape(), self.trans_b));
         if k != k_b {
             fail!("A' is {m}x{k} but B' is {k_b}x{n}");
         }
-        let mut y = a.matmul(b);
-        if self.alpha != 1.0 {
-            y = y.mul_scalar(self.alpha);
-        }
-        if let Some(c) = c.filter(|_| self.beta != 0.0) {
+        let c = c.filter(|_| self.beta != 0.0);
+        if let Some(c) = &c {
             if c.dtype() != dtype {
                 fail!("A is {dtype} but C is {}", c.dtype());
             }
@@ -67,13 +72,84 @@ impl Operator for Gemm {
             if !fits {
                 fail!("C of shape {:?} does not broadcast to [{m}, {n}]", c.shape());
             }
+        }
+        if let Some(y) = self.run_kernel(&a, &b, c.as_ref(), [m, k, n])? {
+            return Ok(vec![y]);
+        }
+        let mut a = a.float::<2>()?;
+        let mut b = b.float::<2>()?;
+        // Transposes are strided views; the matmul reads them in place.
+        if self.trans_a {
+            a = a.transpose();
+        }
+        if self.trans_b {
+            b = b.transpose();
+        }
+        let mut y = a.matmul(b);
+        if self.alpha != 1.0 {
+            y = y.mul_scalar(self.alpha);
+        }
+        if let Some(c) = c {
             let mut c = c.unsqueeze_to(2)?.float::<2>()?;
             if self.beta != 1.0 {
                 c = c.mul_scalar(self.beta);
             }
             y = y + c;
         }
-        Ok(vec![Value::from_float(y, dtype)?])
+        Ok(vec![activate_burn(Value::from_float(y, dtype)?, self.activation)?])
+    }
+}
+
+impl Gemm {
+    /// Runs a checked product `[m, k] x [k, n]` on whittle's f32 kernel; `None` when it does not
+    /// apply (not flex, not f32) and burn runs it instead.
+    fn run_kernel(&self, a: &Value, b: &Value, c: Option<&Value>, [m, k, n]: [usize; 3]) -> Result<Option<Value>, OpError> {
+        let Some(a_tensor) = kernels::flex_f32(a) else { return Ok(None) };
+        let packed = self.packed.as_ref().filter(|packed| [packed.k, packed.n] == [k, n]);
+        let b_tensor = match packed {
+            Some(_) => None,
+            None => match kernels::flex_f32(b) {
+                Some(tensor) => Some(tensor),
+                None => return Ok(None),
+            },
+        };
+        let c_tensor = match c.map(kernels::flex_f32) {
+            Some(None) => return Ok(None),
+            c => c.flatten(),
+        };
+        let (a_values, b_values) = (kernels::contiguous(&a_tensor), b_tensor.as_ref().map(kernels::contiguous));
+        let a_matrix = GemmInputA::Unpacked(kernel::matrix(&a_values, m, k, self.trans_a));
+        let b_matrix = match (packed, &b_values) {
+            (Some(packed), _) => GemmInputB::Packed(packed.packed.get()),
+            (None, Some(values)) => GemmInputB::Unpacked(kernel::matrix(values, k, n, self.trans_b)),
+            (None, None) => return Ok(None),
+        };
+        let mut out = vec![0.0f32; m * n];
+        let c_values = c_tensor.as_ref().map(kernels::contiguous);
+        // C `[N]` or `[1, N]` with beta 1 (torch's Linear) is a row bias; any other C is broadcast
+        // into the output first and scaled there by the kernel's beta.
+        let (beta, bias) = match (c, &c_values) {
+            (Some(c), Some(values)) if self.beta == 1.0 && c.element_count() == n && c.shape().last() == Some(&n) => {
+                (0.0, Some(BiasVector::Row(&values[..])))
+            }
+            (Some(c), Some(values)) => {
+                let shape = c.shape();
+                let (rows, cols) = match shape {
+                    [] => (1, 1),
+                    [cols] => (1, *cols),
+                    [rows, cols, ..] => (*rows, *cols),
+                };
+                for (i, row) in out.chunks_mut(n.max(1)).enumerate() {
+                    for (j, element) in row.iter_mut().enumerate() {
+                        *element = values[(if rows == 1 { 0 } else { i }) * cols + if cols == 1 { 0 } else { j }];
+                    }
+                }
+                (self.beta, None)
+            }
+            _ => (0.0, None),
+        };
+        kernel::gemm(&mut out, a_matrix, b_matrix, self.alpha, beta, bias, self.activation)?;
+        Ok(Some(kernels::output(out, &[m, n])?))
     }
 }
 

@@ -3,24 +3,39 @@
 //! 1-D operands are promoted (a vector on the left is a row, on the right a column) and the
 //! promoted axis removed from the result; leading batch axes broadcast. Opsets 1 to 13 differ only
 //! in types.
+//!
+//! On burn-flex, f32 products run on whittle's GEMM kernel ([`crate::kernels::gemm`]) when B is
+//! shared by every batch entry (a constant B packed once at plan time, the transformer's weights)
+//! or when both operands have the same batch axes (attention's products); other broadcasts,
+//! devices and dtypes stay on burn.
 
 use std::ops::RangeInclusive;
 
+use rayon::prelude::*;
+use rten_gemm::{GemmInputA, GemmInputB};
+
 use crate::broadcast::broadcast_shape;
+use crate::kernels::gemm::{self as kernel, ConstantRhs};
+use crate::kernels::{self, activate_burn, Activation};
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
 use crate::value::{with_rank, Value};
 
-/// `Y = A @ B`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MatMul;
+/// `Y = A @ B`, then the activation fused into it, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MatMul {
+    /// B packed for the f32 kernel, when it is a constant f32 matrix.
+    pub(crate) packed: Option<ConstantRhs>,
+    /// An activation the planner fused into this node (see `crate::fuse`).
+    pub(crate) activation: Option<Activation>,
+}
 
 impl Operator for MatMul {
     const OP_TYPE: &'static str = "MatMul";
     const OPSETS: RangeInclusive<i64> = 1..=super::NEWEST_OPSET;
     const ATTRIBUTES: &'static [&'static str] = &[];
 
-    fn parse(_node: &NodeContext<'_>) -> Result<Self, OpError> {
-        Ok(MatMul)
+    fn parse(node: &NodeContext<'_>) -> Result<Self, OpError> {
+        Ok(MatMul { packed: node.constant_input(1).and_then(|b| ConstantRhs::pack(b, false)), activation: None })
     }
 
     fn eval(&self, mut inputs: Inputs) -> Result<Vec<Value>, OpError> {
@@ -30,10 +45,71 @@ impl Operator for MatMul {
             fail!("operands have different dtypes {dtype} and {}", b.dtype());
         }
         let layout = MatMulLayout::new(a.shape(), b.shape())?;
+        if let Some(y) = self.run_kernel(&a, &b, &layout)? {
+            return Ok(vec![y]);
+        }
         let (a, b) = (layout.lhs(a)?, layout.rhs(b)?);
         // burn's matmul broadcasts size-1 batch axes of same-rank operands.
         let product = with_rank!(layout.rank(), D => Value::from_float(a.float::<D>()?.matmul(b.float::<D>()?), dtype)?);
-        layout.output(product)
+        let mut y = layout.output(product)?;
+        if let Some(y) = y.first_mut().filter(|_| self.activation.is_some()) {
+            *y = activate_burn(y.clone(), self.activation)?;
+        }
+        Ok(y)
+    }
+}
+
+impl MatMul {
+    /// Runs a checked product on whittle's f32 kernel; `None` when it does not apply (not flex, not
+    /// f32, a scalar result, or a broadcast other than a B shared by the whole batch) and burn runs
+    /// it instead.
+    fn run_kernel(&self, a: &Value, b: &Value, layout: &MatMulLayout) -> Result<Option<Value>, OpError> {
+        let rank = layout.rank();
+        let (batch_a, batch_b) = (&layout.lhs[..rank - 2], &layout.rhs[..rank - 2]);
+        let shared_b = batch_b.iter().all(|&size| size == 1);
+        if layout.output.is_empty() || !(shared_b || batch_a == batch_b) {
+            return Ok(None);
+        }
+        let Some(a_tensor) = kernels::flex_f32(a) else { return Ok(None) };
+        let (m, k, n) = (layout.lhs[rank - 2], layout.lhs[rank - 1], layout.rhs[rank - 1]);
+        let packed = self.packed.as_ref().filter(|packed| b.rank() == 2 && [packed.k, packed.n] == [k, n]);
+        let b_tensor = match packed {
+            Some(_) => None,
+            None => match kernels::flex_f32(b) {
+                Some(tensor) => Some(tensor),
+                None => return Ok(None),
+            },
+        };
+        let (a_values, b_values) = (kernels::contiguous(&a_tensor), b_tensor.as_ref().map(kernels::contiguous));
+        let batch: usize = batch_a.iter().product();
+        let mut out = vec![0.0f32; batch * m * n];
+        if shared_b {
+            // Every batch entry multiplies the same B: one product of all their rows.
+            let rows = batch * m;
+            let b_matrix = match (packed, &b_values) {
+                (Some(packed), _) => GemmInputB::Packed(packed.packed.get()),
+                (None, Some(values)) => GemmInputB::Unpacked(kernel::matrix(values, k, n, false)),
+                (None, None) => return Ok(None),
+            };
+            let a_matrix = GemmInputA::Unpacked(kernel::matrix(&a_values, rows, k, false));
+            kernel::gemm(&mut out, a_matrix, b_matrix, 1.0, 0.0, None, self.activation)?;
+        } else if let Some(b_values) = &b_values {
+            // One small product per batch entry, in parallel when the pool has threads to spare.
+            let product = |(t, out): (usize, &mut [f32])| {
+                let a_matrix = GemmInputA::Unpacked(kernel::matrix(&a_values[t * m * k..(t + 1) * m * k], m, k, false));
+                let b_matrix = GemmInputB::Unpacked(kernel::matrix(&b_values[t * k * n..(t + 1) * k * n], k, n, false));
+                kernel::gemm(out, a_matrix, b_matrix, 1.0, 0.0, None, self.activation)
+            };
+            let chunk = (m * n).max(1);
+            if rayon::current_num_threads() > 1 && batch > 1 {
+                out.par_chunks_mut(chunk).enumerate().try_for_each(product)?;
+            } else {
+                out.chunks_mut(chunk).enumerate().try_for_each(product)?;
+            }
+        } else {
+            return Ok(None);
+        }
+        Ok(Some(kernels::output(out, &layout.output)?))
     }
 }
 
@@ -161,6 +237,10 @@ mod tests {
     fn batched_operands_match_a_reference_product() {
         let (a, b) = (ramp(2 * 3 * 4, 0.25), ramp(2 * 4 * 5, 0.5));
         let out = run(&node("MatMul", 2, 1, vec![]), 13, vec![f32_value(&[2, 3, 4], &a), f32_value(&[2, 4, 5], &b)]);
+        assert_close(&out[0], &[2, 3, 5], &reference(&a, &b, 2, 3, 4, 5));
+        // Several threads run the batch entries in parallel.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let out = pool.install(|| run(&node("MatMul", 2, 1, vec![]), 13, vec![f32_value(&[2, 3, 4], &a), f32_value(&[2, 4, 5], &b)]));
         assert_close(&out[0], &[2, 3, 5], &reference(&a, &b, 2, 3, 4, 5));
     }
 

@@ -7,12 +7,16 @@
 //! in `spatial.rs`; int8 and uint8 through an exact f32 copy. Indices (flat positions in X, row- or
 //! with `storage_order` column-major within each plane) come from burn's 2-D pooling with indices,
 //! so they are available for 1-D and 2-D inputs only; 3-D with Indices is a run-time error.
+//!
+//! On burn-flex, f32 1-D and 2-D pooling without Indices runs on whittle's own kernel
+//! ([`crate::kernels::elementwise::max_pool`]).
 
 use std::ops::RangeInclusive;
 
 use burn_tensor::{FloatDType, IntDType};
 use whittle_ir::DataType;
 
+use crate::kernels::{self, elementwise};
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
 use crate::spatial::{max_pool_with_indices, pool, refuse_newer_attributes, Pooling, Window};
 use crate::value::{with_rank, ElementKind, Value};
@@ -58,6 +62,18 @@ impl Operator for MaxPool {
             fail!("X {shape:?} must have 1 to 3 spatial axes");
         }
         let window = self.window.resolve(&shape[2..], self.window.kernel.as_deref().unwrap_or_default())?;
+        if let Some(tensor) = kernels::flex_f32(&x).filter(|_| !self.indices && shape.len() <= 4 && shape[0] * shape[1] > 0) {
+            let output = window.output_sizes(&shape[2..], self.ceil_mode);
+            let ((h, w), (oh, ow)) = match (&shape[2..], &output[..]) {
+                ([h, w], [oh, ow]) => ((*h, *w), (*oh, *ow)),
+                ([w], [ow]) => ((1, *w), (1, *ow)),
+                _ => fail!("X {shape:?} does not match its window"),
+            };
+            let y = elementwise::max_pool(&kernels::contiguous(&tensor), [shape[0], shape[1], h, w], &window, [oh, ow]);
+            let mut y_shape = shape[..2].to_vec();
+            y_shape.extend_from_slice(&output);
+            return Ok(vec![kernels::output(y, &y_shape)?]);
+        }
         // burn pools float tensors only. A maximum returns one of its elements unchanged and every
         // int8 and uint8 value (the integer types MaxPool allows) is exact in f32, so pooling an
         // f32 copy and casting back is exact.

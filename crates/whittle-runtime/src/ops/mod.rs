@@ -480,6 +480,13 @@ impl NodeContext<'_> {
         self.node.inputs.get(index).is_some_and(|name| !name.is_empty())
     }
 
+    /// Input `index` when an initializer that feeds cannot override holds it, so that ops can
+    /// prepare constant operands once at plan time (the f32 kernels pack their weights).
+    pub fn constant_input(&self, index: usize) -> Option<&whittle_ir::Tensor> {
+        let name = self.node.inputs.get(index).filter(|name| !name.is_empty())?;
+        (self.constant)(name)
+    }
+
     /// The values of integer input `index` when an initializer holds it, so that shape-like inputs
     /// (axes, split sizes, target shapes) are read once at plan time instead of on every run.
     pub fn constant_ints(&self, index: usize) -> Result<Option<Vec<i64>>, OpError> {
@@ -764,7 +771,10 @@ mod tests {
     #[test]
     fn from_node_fills_spec_defaults_and_keeps_unknown_ops_opaque() {
         let gemm = Op::from_node(&Node::new("g", "Gemm", &["a", "b"], &["y"]), 13).unwrap();
-        assert_eq!(gemm, Op::Gemm(Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: false }));
+        assert_eq!(
+            gemm,
+            Op::Gemm(Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: false, packed: None, activation: None })
+        );
         let mut custom = Node::new("c", "Gemm", &["a"], &["y"]);
         custom.domain = "com.example".into();
         let opaque = Op::from_node(&custom, 1).unwrap();

@@ -56,7 +56,7 @@ impl Operator for QLinearConv {
                 fail!("B must be i32, got {}", bias.dtype());
             }
         }
-        let Conv { window, group } = &self.conv;
+        let Conv { window, group, .. } = &self.conv;
         let resolved = resolve_conv(window, *group, x.shape(), w.shape(), bias.as_ref().map(Value::shape))?;
         let filters = w.shape()[0];
         // Per-filter values broadcast along axis 1 of the output [N, M, spatial...].
