@@ -163,6 +163,26 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "ndarray")]
+    #[test]
+    fn fused_ops_fall_back_to_burn_on_other_backends() {
+        // On ndarray the kernels do not apply: the fused ops run burn's op, then burn's relu, and
+        // agree with flex's kernels to f32 rounding.
+        for (op, x_dims, y_dims, weights) in cases() {
+            let model = model(op.clone(), &x_dims, &y_dims, weights, false);
+            let count = x_dims.iter().product::<i64>() as usize;
+            let x = Tensor::from_f32("x", x_dims.clone(), &ramp(count)).unwrap();
+            let run = |backend| {
+                let session = Session::new(&model, &RuntimeOptions::new(backend)).unwrap();
+                session.run(vec![("x".into(), x.clone())]).unwrap()[0].1.to_f32_vec().unwrap()
+            };
+            let (flex, ndarray) = (run(crate::Backend::Flex), run(crate::Backend::Ndarray));
+            for (a, b) in flex.iter().zip(&ndarray) {
+                assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{}: {a} vs {b}", op.op_type);
+            }
+        }
+    }
+
     #[test]
     fn an_intermediate_with_another_reader_is_not_fused() {
         // t feeds both the Relu and an Add: the kernel must still produce t itself.
