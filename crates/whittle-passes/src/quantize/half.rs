@@ -4,8 +4,9 @@
 //!
 //! Which values are f32 is taken from a run of the model in whittle's runtime (every value of the
 //! main graph observed once), not from declarations, which exporters often leave out. Kept in f32:
-//! - ops of other domains (ai.onnx.ml and custom ops), and ops holding subgraphs (If, Loop, Scan),
-//!   whose bodies read outer values by name and would see them change type;
+//! - ops of other domains (ai.onnx.ml and custom ops), ops holding subgraphs (If, Loop, Scan),
+//!   and the producers of values their bodies read from outside by name, so that bodies (which
+//!   are not converted) see every value in the type they were written for;
 //! - ops whose inputs or outputs are f32 whatever the data type (Resize and Upsample scales,
 //!   quantization scales), random generators (their `dtype`), Range (counts that half precision
 //!   cannot hold exactly past 2048), reductions that overflow 65504 easily (sums, products, L2,
@@ -77,10 +78,16 @@ pub fn convert_to_half(
 
     // Which nodes stay f32, and why.
     let initializers: BTreeMap<String, Tensor> = graph.initializers.iter().map(|t| (t.name.clone(), t.clone())).collect();
+    // Values that If/Loop/Scan bodies read from outside by name: their producers stay f32, so
+    // the bodies, which are not converted, see the types they were written for.
+    let captured: BTreeSet<String> =
+        graph.nodes.iter().flat_map(|node| node.subgraphs()).flat_map(|subgraph| subgraph.free_values()).collect();
     let mut blocked = vec![false; graph.nodes.len()];
     for (index, node) in graph.nodes.iter().enumerate() {
         let domain = whittle_ir::canonical_domain(&node.domain);
-        let reason = if domain != whittle_ir::DEFAULT_DOMAIN {
+        let reason = if let Some(value) = node.outputs.iter().find(|output| captured.contains(*output)) {
+            Some(format!("its output '{value}' is read inside a subgraph, which stays f32"))
+        } else if domain != whittle_ir::DEFAULT_DOMAIN {
             Some(format!("op of domain {domain}"))
         } else if !filter.allows(&node.name, &node.op_type) {
             Some("excluded".to_string())
@@ -297,6 +304,56 @@ mod tests {
             assert!((f64::from(*a) - expected).abs() < 1e-2, "f32 {a} vs {expected}");
             // 1/3 in f16 is off by 1e-4 relative: 5 * that is what the half path may lose.
             assert!((f64::from(*b) - expected).abs() < 5e-3 * 5.0, "f16 {b} vs {expected}");
+        }
+    }
+
+    #[test]
+    fn values_read_inside_subgraphs_stay_f32() {
+        // y = If(c) { then: Mul(r, r) } else { Neg(r) }, where r = Relu(x) is read by the bodies.
+        let branch = |op: &str, inputs: &[&str]| Graph {
+            nodes: vec![Node::new(format!("{op}_body"), op, inputs, &[&format!("{op}_out")])],
+            outputs: vec![ValueInfo::new(format!("{op}_out"), Some(Type::tensor(DataType::F32, None)))],
+            ..Graph::default()
+        };
+        let mut if_node = Node::new("if", "If", &["c"], &["y"]);
+        if_node.attributes.push(Attribute::new("then_branch", AttrValue::Graph(Box::new(branch("Mul", &["r", "r"])))));
+        if_node.attributes.push(Attribute::new("else_branch", AttrValue::Graph(Box::new(branch("Neg", &["r"])))));
+        let graph = Graph {
+            nodes: vec![Node::new("relu", "Relu", &["x"], &["r"]), if_node],
+            inputs: vec![
+                ValueInfo::new("x", Some(Type::tensor(DataType::F32, Some(Shape::known(&[2]))))),
+                ValueInfo::new("c", Some(Type::tensor(DataType::Bool, Some(Shape::known(&[]))))),
+            ],
+            outputs: vec![ValueInfo::new("y", Some(Type::tensor(DataType::F32, None)))],
+            ..Graph::default()
+        };
+        let original = Model::new(graph, 10, 18);
+        let types: BTreeMap<String, DataType> =
+            [("x", DataType::F32), ("r", DataType::F32), ("y", DataType::F32), ("c", DataType::Bool)]
+                .iter()
+                .map(|(name, dtype)| (name.to_string(), *dtype))
+                .collect();
+        let mut converted = original.clone();
+        let mut kept = Vec::new();
+        convert_to_half(&mut converted, DataType::F16, true, &types, &NodeFilter::default(), &mut kept).unwrap();
+        let reasons: Vec<&str> = kept.iter().map(|k| k.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "its output 'r' is read inside a subgraph, which stays f32",
+                "holds subgraphs, which would see outer values change type"
+            ]
+        );
+        let x = Tensor::from_f32("x", vec![2], &[-1.5, 3.0]).unwrap();
+        for condition in [true, false] {
+            let c = Tensor::from_bytes("c", DataType::Bool, vec![], vec![u8::from(condition)]).unwrap();
+            let run = |model: &Model| {
+                let session = Session::new(model, &RuntimeOptions::default()).unwrap();
+                session.run(vec![("x".into(), x.clone()), ("c".into(), c.clone())]).unwrap().remove(0).1.to_f32_vec().unwrap()
+            };
+            let expected = if condition { vec![0.0, 9.0] } else { vec![-0.0, -3.0] };
+            assert_eq!(run(&original), expected);
+            assert_eq!(run(&converted), expected, "the bodies run on f32 values");
         }
     }
 
