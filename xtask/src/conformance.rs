@@ -9,9 +9,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use whittle_ir::{HostValue, Model};
-use whittle_runtime::{RuntimeError, RuntimeOptions, Session};
+use whittle_runtime::{Backend, RuntimeError, RuntimeOptions, Session};
 
-/// The tests expected to pass, one name per line, sorted.
+/// The tests expected to pass on the default backend, one name per line, sorted; another backend
+/// has its own, `xtask/conformance-passing-<backend>.txt`.
 const MANIFEST: &str = "xtask/conformance-passing.txt";
 
 /// The kinds of the ONNX backend test data, as `cargo xtask setup` writes them.
@@ -45,14 +46,44 @@ struct Case {
     atol: f64,
 }
 
-pub fn run(root: &Path, mode: Mode, filter: Option<&str>) -> Result<()> {
-    let cases = collect(root, filter)?;
+/// The manifest of `backend`, relative to the root.
+fn manifest(backend: Backend) -> String {
+    if backend == Backend::default() {
+        MANIFEST.to_string()
+    } else {
+        format!("xtask/conformance-passing-{}.txt", backend.name())
+    }
+}
+
+/// ` --device NAME` for a backend other than the default, as the command line gives it.
+fn device_flag(backend: Backend) -> String {
+    if backend == Backend::default() {
+        String::new()
+    } else {
+        format!(" --device {}", backend.name())
+    }
+}
+
+pub fn run(root: &Path, mode: Mode, filter: Option<&str>, backend: Backend) -> Result<()> {
+    let manifest_name = manifest(backend);
+    let manifest_path = root.join(&manifest_name);
+    let mut cases = collect(root, filter)?;
+    if mode == Mode::Check && backend != Backend::default() {
+        // Another backend is checked on its own manifest's tests only: on a software GPU driver the
+        // whole suite is too slow for every CI run, and `--update` chooses the subset (see README).
+        if !manifest_path.exists() {
+            bail!("{manifest_name} does not exist: `cargo xtask conformance{} --update` writes it", device_flag(backend));
+        }
+        let listed = read_manifest(&manifest_path)?;
+        cases.retain(|case| listed.contains(&case.name));
+    }
+    let options = RuntimeOptions::new(backend);
     let started = Instant::now();
     // A panicking op is reported as that test's failure; the default hook would print it twice.
     std::panic::set_hook(Box::new(|_| {}));
     let (mut passed, mut failed, mut unsupported) = (BTreeSet::new(), Vec::new(), Vec::new());
     for case in &cases {
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| run_case(case)))
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| run_case(case, &options)))
             .unwrap_or_else(|panic| Outcome::Fail(format!("panicked: {}", panic_message(&panic))));
         match outcome {
             Outcome::Pass => {
@@ -73,7 +104,8 @@ pub fn run(root: &Path, mode: Mode, filter: Option<&str>) -> Result<()> {
     let implemented = passed.len() + failed.len();
     let percent = |part: usize, whole: usize| if whole == 0 { 0.0 } else { 100.0 * part as f64 / whole as f64 };
     println!(
-        "conformance: {total} tests, {} pass, {} fail, {} unsupported op; {:.1}% pass overall, {:.1}% of tests whose ops are implemented ({:.1}s)",
+        "conformance on {}: {total} tests, {} pass, {} fail, {} unsupported op; {:.1}% pass overall, {:.1}% of tests whose ops are implemented ({:.1}s)",
+        backend.name(),
         passed.len(),
         failed.len(),
         unsupported.len(),
@@ -82,19 +114,19 @@ pub fn run(root: &Path, mode: Mode, filter: Option<&str>) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let manifest_path = root.join(MANIFEST);
     match mode {
         Mode::Update => {
             let mut text: String = passed.iter().map(|name| format!("{name}\n")).collect();
             if filter.is_some() {
                 // A filtered run saw only some tests: keep the others' lines as they were.
-                let kept = read_manifest(&manifest_path)?.into_iter().filter(|name| !cases.iter().any(|case| &case.name == name));
+                let listed = if manifest_path.exists() { read_manifest(&manifest_path)? } else { BTreeSet::new() };
+                let kept = listed.into_iter().filter(|name| !cases.iter().any(|case| &case.name == name));
                 let mut all: BTreeSet<String> = passed.clone();
                 all.extend(kept);
                 text = all.iter().map(|name| format!("{name}\n")).collect();
             }
             std::fs::write(&manifest_path, text)?;
-            println!("wrote {MANIFEST}");
+            println!("wrote {manifest_name}");
         }
         Mode::Check => {
             let expected = read_manifest(&manifest_path)?;
@@ -104,13 +136,14 @@ pub fn run(root: &Path, mode: Mode, filter: Option<&str>) -> Result<()> {
             let newly: Vec<&String> = passed.iter().filter(|name| !expected.contains(*name)).collect();
             if !newly.is_empty() {
                 println!(
-                    "{} tests pass that {MANIFEST} does not list: `cargo xtask conformance --update` adds them",
-                    newly.len()
+                    "{} tests pass that {manifest_name} does not list: `cargo xtask conformance{} --update` adds them",
+                    newly.len(),
+                    device_flag(backend)
                 );
             }
             if !regressed.is_empty() {
                 let names: Vec<&str> = regressed.iter().map(|name| name.as_str()).collect();
-                bail!("{} tests of {MANIFEST} no longer pass: {}", regressed.len(), names.join(", "));
+                bail!("{} tests of {manifest_name} no longer pass: {}", regressed.len(), names.join(", "));
             }
         }
     }
@@ -159,12 +192,12 @@ fn file_name(path: &Path) -> String {
     path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
-fn run_case(case: &Case) -> Outcome {
+fn run_case(case: &Case, options: &RuntimeOptions) -> Outcome {
     let model = match whittle_onnx::load(&case.dir.join("model.onnx")) {
         Ok(loaded) => loaded.model,
         Err(err) => return Outcome::Fail(format!("load: {err}")),
     };
-    let session = match Session::new(&model, &RuntimeOptions::default()) {
+    let session = match Session::new(&model, options) {
         Ok(session) => session,
         Err(err @ (RuntimeError::UnsupportedOp { .. } | RuntimeError::UnsupportedOpset { .. })) => {
             return Outcome::Unsupported(err.to_string())

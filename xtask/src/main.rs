@@ -19,9 +19,12 @@ tasks:
   setup        create the pinned interop venv (onnx, onnxruntime) and the ONNX backend test data
   test         setup, then the whole test suite: large-model, conformance and cargo test --workspace
   large-model  save a generated model over 2 GiB, check it with onnx.checker and ONNX Runtime, delete it
-  conformance [FILTER] [--update]
+  conformance [FILTER] [--update] [--device NAME]
                run the ONNX backend tests and the fixtures in whittle's runtime; fail when a test
-               listed in xtask/conformance-passing.txt no longer passes (--update rewrites the list)
+               listed in xtask/conformance-passing.txt no longer passes (--update rewrites the list).
+               --device wgpu: on burn's wgpu backend (rebuilds the xtask with its `wgpu` feature),
+               the tests of xtask/conformance-passing-wgpu.txt only; --update runs all (or FILTER's)
+               and rewrites that list
   bench-ort [--seconds S]
                time every fixture in whittle (release build) and in ONNX Runtime at 1 and 2 threads,
                batch 1 and 8; print medians and the ratio, write benches/results/bench-ort.md
@@ -45,7 +48,7 @@ fn main() -> Result<()> {
             setup(&root)?;
             // The large-model check and conformance first, so that cargo test's summary lines end the output.
             large_model::run(&root)?;
-            conformance::run(&root, conformance::Mode::Check, None)?;
+            conformance::run(&root, conformance::Mode::Check, None, whittle_runtime::Backend::default())?;
             run(Command::new(env!("CARGO")).args(["test", "--workspace", "--all-targets"]).current_dir(&root))
         }
         "large-model" => {
@@ -75,11 +78,27 @@ fn main() -> Result<()> {
         }
         "conformance" => {
             let rest: Vec<String> = std::env::args().skip(2).collect();
-            let mode =
-                if rest.iter().any(|arg| arg == "--update") { conformance::Mode::Update } else { conformance::Mode::Check };
-            let filter = rest.iter().find(|arg| !arg.starts_with("--")).map(String::as_str);
+            let (mut mode, mut filter, mut device) = (conformance::Mode::Check, None, None);
+            let mut args = rest.iter();
+            while let Some(arg) = args.next() {
+                match arg.as_str() {
+                    "--update" => mode = conformance::Mode::Update,
+                    "--device" => device = Some(args.next().context("--device needs a value")?.as_str()),
+                    flag if flag.starts_with("--") => bail!("unknown conformance option '{flag}'\n{USAGE}"),
+                    name => filter = Some(name),
+                }
+            }
+            let backend = match device {
+                None => whittle_runtime::Backend::default(),
+                Some(name) => match whittle_runtime::Backend::from_name(name) {
+                    Some(backend) => backend,
+                    // The wgpu backend is a separate build of burn (minutes): built on demand.
+                    None if name == "wgpu" => return run_with_wgpu(&root, &rest),
+                    None => bail!("device '{name}' is not a backend whittle knows or is not in this build"),
+                },
+            };
             setup(&root)?;
-            conformance::run(&root, mode, filter)
+            conformance::run(&root, mode, filter, backend)
         }
         "" | "help" | "--help" | "-h" => {
             print!("{USAGE}");
@@ -112,6 +131,22 @@ fn fixtures(root: &Path) -> Result<()> {
         .arg(root.join("fixtures/generate/make_format_fixtures.py"))
         .arg("--out")
         .arg(root.join("fixtures")))
+}
+
+/// Runs `cargo xtask conformance ARGS` again in a build with the `wgpu` feature.
+///
+/// The xtask is built together with whittle-runtime's `it` test: cargo resolves the features of
+/// shared dependencies per invocation, and the test's dev-dependencies turn on `std` in indexmap,
+/// which is below naga and wgpu-core. A plain `cargo run -p xtask --features wgpu` would therefore
+/// build burn's whole wgpu stack a second time (cubecl, wgpu, naga: most of the wgpu build) beside
+/// the one `cargo test -p whittle-runtime --features wgpu` makes; built this way, both share it.
+fn run_with_wgpu(root: &Path, args: &[String]) -> Result<()> {
+    run(Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--package", "xtask", "--package", "whittle-runtime", "--features", "xtask/wgpu"])
+        .args(["--bin", "xtask", "--test", "it"])
+        .current_dir(root))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    run(Command::new(target.join("debug/xtask")).arg("conformance").args(args).current_dir(root))
 }
 
 /// Runs a command, failing with its command line when it fails.

@@ -79,7 +79,8 @@ pub struct MeasureArgs {
     /// Untimed runs before the timed ones.
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub warmup: usize,
-    /// The device to run on: `cpu` (burn-flex), or a backend this build has.
+    /// The device to run on: `cpu` (burn-flex), or a backend this build has (`ndarray`, `wgpu` with
+    /// their cargo features).
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     pub device: String,
 }
@@ -109,7 +110,8 @@ pub struct BenchArgs {
     /// Measure on the first feed of this data (.npz or folder) instead of generated inputs.
     #[arg(long, value_name = "DATA", conflicts_with = "shapes")]
     pub data: Option<PathBuf>,
-    /// The device to run on: `cpu` (burn-flex), or a backend this build has.
+    /// The device to run on: `cpu` (burn-flex), or a backend this build has (`ndarray`, `wgpu` with
+    /// their cargo features).
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     pub device: String,
     /// Print the report as JSON.
@@ -221,7 +223,8 @@ pub struct RunArgs {
     /// Write every output to this .npz, keyed by output name.
     #[arg(short, long, value_name = "OUT.npz")]
     pub output: Option<PathBuf>,
-    /// The device to run on: `cpu` (burn-flex), or a backend this build has.
+    /// The device to run on: `cpu` (burn-flex), or a backend this build has (`ndarray`, `wgpu` with
+    /// their cargo features).
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     pub device: String,
     /// Print the output summary as JSON.

@@ -85,7 +85,13 @@ pub fn runtime_options(device: &str) -> anyhow::Result<RuntimeOptions> {
         Some(backend) => Ok(RuntimeOptions::new(backend)),
         None => {
             let available: Vec<&str> = Backend::available().iter().map(|backend| backend.name()).collect();
-            bail!("device '{device}' is not in this build (available: cpu, {})", available.join(", "))
+            match Backend::feature_for(device) {
+                Some(feature) => bail!(
+                    "device '{device}' is not in this build: it needs a build with `--features {feature}` (available: cpu, {})",
+                    available.join(", ")
+                ),
+                None => bail!("device '{device}' is not in this build (available: cpu, {})", available.join(", ")),
+            }
         }
     }
 }

@@ -410,6 +410,13 @@ fn bench_names_bad_options() {
     let output = whittle(&["bench", model.to_str().unwrap(), "--device", "tpu"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("device 'tpu' is not in this build"), "{}", stderr(&output));
+    // A backend whittle has but this build left out says which feature builds it in.
+    #[cfg(not(feature = "wgpu"))]
+    {
+        let output = whittle(&["bench", model.to_str().unwrap(), "--device", "wgpu"]);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(stderr(&output).contains("it needs a build with `--features wgpu`"), "{}", stderr(&output));
+    }
     let output = whittle(&["bench", model.to_str().unwrap(), "--shape", "pixels=1x64"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(

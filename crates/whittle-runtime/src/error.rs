@@ -4,8 +4,9 @@ use whittle_ir::IrError;
 
 /// What can go wrong while planning or running a model.
 ///
-/// Plan-time variants (`UnsupportedOp`, `UnsupportedOpset`, `BadAttribute`, `BadGraph`) are returned by
-/// `Session::new` before anything runs; the others by `Session::run`.
+/// Plan-time variants (`UnsupportedOp`, `UnsupportedOpset`, `BadAttribute`, `BadGraph`,
+/// `DeviceUnavailable`) are returned by `Session::new` before anything runs; the others by
+/// `Session::run`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RuntimeError {
@@ -36,6 +37,8 @@ pub enum RuntimeError {
     /// A node that cannot be planned or evaluated: bad input shapes or dtypes, inconsistent attributes.
     #[error("node '{node}' ({op}): {reason}")]
     Node { node: String, op: String, reason: String },
+    #[error("device {device} is not available: {reason}")]
+    DeviceUnavailable { device: String, reason: String },
     #[error("value '{value}': {reason}")]
     BadValue { value: String, reason: String },
 }

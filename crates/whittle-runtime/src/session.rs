@@ -24,7 +24,7 @@ impl Session {
     /// attribute this runtime does not support, on an input type it cannot take, and on an invalid
     /// graph.
     pub fn new(model: &Model, options: &RuntimeOptions) -> Result<Session> {
-        Session::with_device(model, options.backend.device())
+        Session::with_device(model, options.backend.device()?)
     }
 
     /// Plans `model` for a burn device chosen by the caller.

@@ -178,9 +178,10 @@ impl Value {
         let Some((dtype, kind)) = held_dtype(tensor.dtype) else {
             return Err(OpError::new(format!("dtype {} is not supported by the runtime", tensor.dtype)));
         };
-        if !device.supports_dtype(dtype) {
-            return Err(OpError::new(format!("dtype {} is not supported by device {device:?}", tensor.dtype)));
-        }
+        // burn's cubecl backends (wgpu) store bools as u8 or u32 words and refuse the native bool
+        // store; a bool tensor takes the device's own store, as burn's comparison ops produce it.
+        let dtype = if kind == ElementKind::Bool { DType::from(device.settings().bool_dtype) } else { dtype };
+        check_device_dtype(dtype, tensor.dtype, device)?;
         let shape = tensor
             .dims
             .iter()
@@ -253,7 +254,7 @@ impl Value {
             ElementKind::Int => Tensor::<D, Int>::from_bridge(self.tensor.clone()).try_into_data(),
             ElementKind::Bool => Tensor::<D, Bool>::from_bridge(self.tensor.clone()).try_into_data(),
         })
-        .map_err(|err| OpError::new(format!("reading the tensor failed: {err:?}")))?;
+        .map_err(|err| OpError::new(format!("reading the tensor failed: {}", first_and_last_cause(&format!("{err:?}")))))?;
         if data.dtype() == dtype {
             Ok(data)
         } else {
@@ -276,6 +277,7 @@ impl Value {
             return Err(OpError::new(format!("{} values do not fill shape {shape:?}", values.len())));
         }
         check_rank(shape.len())?;
+        check_device_dtype(burn, dtype, device)?;
         let data = TensorData::new(values, burn_shape(shape));
         let bridge = with_rank!(shape.len().max(1), D => Tensor::<D, Float>::from_data(data, (device, burn)).into_bridge());
         Ok(Value { tensor: bridge, dtype, shape: shape.to_vec() })
@@ -362,6 +364,10 @@ impl Value {
         }
         let shape = tensor.dims().to_vec();
         check_rank(D)?;
+        // f32 is every device's own type; other results are checked, as ops make them by casts too.
+        if tensor.dtype() != DType::F32 {
+            check_device_dtype(tensor.dtype(), dtype, &tensor.device())?;
+        }
         // Every op result passes here, so the re-tag covers all kinds and constructors at once.
         Ok(Value { tensor: retag(tensor).into_bridge(), dtype, shape })
     }
@@ -376,6 +382,7 @@ impl Value {
         if values.is_empty() {
             return Value::empty(DataType::I64, shape, device);
         }
+        check_device_dtype(DType::I64, DataType::I64, device)?;
         let data = TensorData::new(values, burn_shape.clone());
         let bridge = with_rank!(burn_shape.len(), D => Tensor::<D, Int>::from_data(data, (device, DType::I64)).into_bridge());
         Ok(Value { tensor: bridge, dtype: DataType::I64, shape: shape.to_vec() })
@@ -572,6 +579,42 @@ fn burn_shape(shape: &[usize]) -> Vec<usize> {
     }
 }
 
+/// The first line and the innermost cause of a burn execution error.
+///
+/// A failed GPU run reports a chain of `Caused by:` lines, backtrace notes and one line per kernel
+/// it skipped after the failure (vgg19 on lavapipe: 23 lines, to say that a 411 MB buffer could not
+/// be allocated); a message needs the first and the last cause.
+fn first_and_last_cause(text: &str) -> String {
+    let causes: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| {
+            !line.is_empty()
+                && !matches!(*line, "Caused by:" | "Asked at:" | "Backtrace:" | "No backtrace available")
+                && !line.starts_with("skipped ")
+        })
+        .collect();
+    match causes.as_slice() {
+        [] => text.to_string(),
+        [only] => only.to_string(),
+        [first, .., last] => format!("{first}: {last}"),
+    }
+}
+
+/// Fails when `device` cannot hold the burn dtype `burn` (of ONNX dtype `dtype`), or holds it but
+/// computes in it wrongly (f64 on wgpu, see `device::computes_f64`). Without the check burn
+/// panics, or a cast into the dtype gives zeros (bf16 on wgpu).
+fn check_device_dtype(burn: DType, dtype: DataType, device: &Device) -> Result<(), OpError> {
+    if !device.supports_dtype(burn) || (burn == DType::F64 && !crate::device::computes_f64(device)) {
+        return Err(OpError::new(format!(
+            "dtype {dtype} is not supported by device {}{}",
+            crate::device::device_name(device),
+            if burn == DType::F64 { " (its f64 exp, log and sin give wrong results; run f64 models on cpu)" } else { "" }
+        )));
+    }
+    Ok(())
+}
+
 fn check_rank(rank: usize) -> Result<(), OpError> {
     if rank > MAX_RANK {
         return Err(OpError::new(format!("rank {rank} is above the {MAX_RANK} this runtime supports")));
@@ -661,6 +704,16 @@ mod tests {
         // A tensor of another storage dtype cannot be labelled as codes.
         let numbers = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 2], [2]), (&device(), DType::I64));
         assert!(Value::from_int(numbers, DataType::F8E4M3FN).is_err());
+    }
+
+    #[test]
+    fn execution_errors_keep_their_first_line_and_innermost_cause() {
+        // The shape of cubecl's report for vgg19 on lavapipe, shortened.
+        let text = "An error happened during execution\nCaused by:\n  Several failures at once\nCaused by:\n  \
+                    The bytes were never written\n  skipped `KernelBinop`: it needed memory 39785\nCaused by:\n  \
+                    can't allocate buffer of size: 411041792\nNo backtrace available\nAsked at:\nNo backtrace available";
+        assert_eq!(first_and_last_cause(text), "An error happened during execution: can't allocate buffer of size: 411041792");
+        assert_eq!(first_and_last_cause("one line"), "one line");
     }
 
     #[test]

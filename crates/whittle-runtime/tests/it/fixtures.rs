@@ -16,15 +16,16 @@ use crate::support::{f32_values, fixture, load_model, session};
 const RELATIVE: f64 = 1e-4;
 const ABSOLUTE: f64 = 1e-5;
 
-/// Runs `test_data_set_0` of fixture `name` on every backend of this build (flex; ndarray with its
-/// feature) and compares every output with ORT's; returns the largest relative error seen (relative
-/// to `max(|ort|, ABSOLUTE / RELATIVE)`).
+/// Runs `test_data_set_0` of fixture `name` on every backend of this build (flex; ndarray and wgpu
+/// with their features) and compares every output with ORT's; returns the largest relative error
+/// seen (relative to `max(|ort|, ABSOLUTE / RELATIVE)`).
 fn check_against_onnxruntime(name: &str) -> f64 {
     let model = load_model(name);
     let data = fixture(name).join("test_data_set_0");
     let input = whittle_onnx::load_tensor(&data.join("input_0.pb")).expect("input_0.pb loads");
-    let mut worst: f64 = 0.0;
+    let mut overall: f64 = 0.0;
     for &backend in Backend::available() {
+        let mut worst: f64 = 0.0;
         let session = Session::new(&model, &RuntimeOptions::new(backend)).expect("fixture plans");
         let outputs = session.run(vec![(input.name.clone(), input.clone())]).expect("fixture runs");
         let device = backend.name();
@@ -44,8 +45,9 @@ fn check_against_onnxruntime(name: &str) -> f64 {
             }
         }
         eprintln!("{name} on {device}: max relative error against ONNX Runtime {worst:.3e}");
+        overall = overall.max(worst);
     }
-    worst
+    overall
 }
 
 #[test]
@@ -73,8 +75,9 @@ fn read_labels(path: &Path) -> Vec<i64> {
     whittle_data::read_labels(path).expect("labels read")
 }
 
-/// Runs the eval split of fixture `name` in one batch and checks that top-1 accuracy equals the one
-/// ONNX Runtime reached, as `meta.json` records it (rounded to 6 decimals).
+/// Runs the eval split of fixture `name` in one batch on every backend of this build and checks
+/// that top-1 accuracy equals the one ONNX Runtime reached, as `meta.json` records it (rounded to 6
+/// decimals).
 fn check_eval_accuracy(name: &str) {
     let folder = fixture(name);
     let meta: serde_json::Value =
@@ -84,27 +87,31 @@ fn check_eval_accuracy(name: &str) {
     let input_name = model.graph.inputs[0].name.clone();
     let inputs = read_npz(&folder.join("eval.npz"), &input_name);
     let labels = read_labels(&folder.join("eval_labels.npy"));
-    let outputs = session(&model).run(vec![(input_name, inputs)]).expect("eval split runs");
-    let (_, logits) = &outputs[0];
-    let classes = logits.dims[1] as usize;
-    let values = f32_values(logits);
-    let correct = values
-        .chunks_exact(classes)
-        .zip(&labels)
-        .filter(|(row, &label)| {
-            // First maximum, as numpy's argmax picks it.
-            let best = row.iter().enumerate().fold(0, |best, (index, &value)| if value > row[best] { index } else { best });
-            best as i64 == label
-        })
-        .count();
-    assert_eq!(labels.len(), values.len() / classes, "{name}: one label per sample");
-    let accuracy = correct as f64 / labels.len() as f64;
-    eprintln!("{name}: eval accuracy {correct}/{} = {accuracy:.6}, ONNX Runtime {recorded}", labels.len());
-    assert!(
-        (accuracy - recorded).abs() < 1e-6,
-        "{name}: accuracy {accuracy:.6} ({correct}/{}), ONNX Runtime {recorded}",
-        labels.len()
-    );
+    for &backend in Backend::available() {
+        let device = backend.name();
+        let session = Session::new(&model, &RuntimeOptions::new(backend)).expect("fixture plans");
+        let outputs = session.run(vec![(input_name.clone(), inputs.clone())]).expect("eval split runs");
+        let (_, logits) = &outputs[0];
+        let classes = logits.dims[1] as usize;
+        let values = f32_values(logits);
+        let correct = values
+            .chunks_exact(classes)
+            .zip(&labels)
+            .filter(|(row, &label)| {
+                // First maximum, as numpy's argmax picks it.
+                let best = row.iter().enumerate().fold(0, |best, (index, &value)| if value > row[best] { index } else { best });
+                best as i64 == label
+            })
+            .count();
+        assert_eq!(labels.len(), values.len() / classes, "{name}: one label per sample");
+        let accuracy = correct as f64 / labels.len() as f64;
+        eprintln!("{name} on {device}: eval accuracy {correct}/{} = {accuracy:.6}, ONNX Runtime {recorded}", labels.len());
+        assert!(
+            (accuracy - recorded).abs() < 1e-6,
+            "{name} on {device}: accuracy {accuracy:.6} ({correct}/{}), ONNX Runtime {recorded}",
+            labels.len()
+        );
+    }
 }
 
 #[test]
@@ -137,11 +144,19 @@ fn iris_logreg_eval_accuracy_equals_onnxruntime() {
     let model = load_model("iris_logreg");
     let inputs = read_npz(&folder.join("eval.npz"), "input");
     let labels = read_labels(&folder.join("eval_labels.npy"));
-    let outputs = session(&model).run(vec![("input".into(), inputs)]).expect("eval split runs");
-    let predicted: Vec<f32> = f32_values(&outputs[0].1);
-    let correct = predicted.iter().zip(&labels).filter(|(&p, &label)| p as i64 == label).count();
-    let accuracy = correct as f64 / labels.len() as f64;
-    assert!((accuracy - recorded).abs() < 1e-6, "accuracy {accuracy:.6} ({correct}/{}), ONNX Runtime {recorded}", labels.len());
+    for &backend in Backend::available() {
+        let session = Session::new(&model, &RuntimeOptions::new(backend)).expect("fixture plans");
+        let outputs = session.run(vec![("input".into(), inputs.clone())]).expect("eval split runs");
+        let predicted: Vec<f32> = f32_values(&outputs[0].1);
+        let correct = predicted.iter().zip(&labels).filter(|(&p, &label)| p as i64 == label).count();
+        let accuracy = correct as f64 / labels.len() as f64;
+        assert!(
+            (accuracy - recorded).abs() < 1e-6,
+            "on {}: accuracy {accuracy:.6} ({correct}/{}), ONNX Runtime {recorded}",
+            backend.name(),
+            labels.len()
+        );
+    }
 }
 
 #[test]
