@@ -112,7 +112,7 @@ fn table(rows: &[Row], machine: &str, ort_version: &str, seconds: f64) -> String
 }
 
 /// The CPU model and core count, for the results header.
-fn machine() -> String {
+pub fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()

@@ -212,6 +212,9 @@ fn run_data_set(model: &Model, session: &Session, dir: &Path, case: &Case) -> Re
 /// element, maps key by key (keys exactly, in order).
 fn compare(name: &str, expected: &HostValue, actual: &HostValue, case: &Case) -> Result<(), String> {
     match (expected, actual) {
+        (HostValue::Tensor(expected), HostValue::Tensor(actual)) if is_code_type(expected.dtype) => {
+            compare_codes(name, expected, actual)
+        }
         (HostValue::Tensor(expected), HostValue::Tensor(actual)) => {
             whittle_metrics::assert_close(name, expected, actual, case.rtol, case.atol).map_err(|err| err.to_string())
         }
@@ -237,6 +240,41 @@ fn compare(name: &str, expected: &HostValue, actual: &HostValue, case: &Case) ->
                 .try_for_each(|(index, (e, a))| compare(&format!("{name}{{{index}}}"), e, a, case))
         }
         (expected, actual) => Err(format!("{name}: expected a {}, got a {}", expected.kind_name(), actual.kind_name())),
+    }
+}
+
+/// Whether `dtype` is a type whose elements are codes rather than numbers to take a tolerance on:
+/// float8, float4, e8m0 and the 4- and 2-bit integers.
+fn is_code_type(dtype: whittle_ir::DataType) -> bool {
+    match dtype.bit_width() {
+        Some(bits) if bits < 8 => true,
+        Some(8) => dtype.is_float(),
+        _ => false,
+    }
+}
+
+/// Compares tensors of a code type exactly, code by code, NaN codes and signed zeros included:
+/// a rounding difference in these types is a whole step, never within a tolerance.
+fn compare_codes(name: &str, expected: &whittle_ir::Tensor, actual: &whittle_ir::Tensor) -> Result<(), String> {
+    if expected.dtype != actual.dtype || expected.dims != actual.dims {
+        return Err(format!("{name}: expected {} {:?}, got {} {:?}", expected.dtype, expected.dims, actual.dtype, actual.dims));
+    }
+    let (Some(want), Some(got)) = (expected.bytes(), actual.bytes()) else {
+        return Err(format!("{name}: {} tensors without bytes", expected.dtype));
+    };
+    let bits = expected.dtype.bit_width().unwrap_or(8);
+    let code = |bytes: &[u8], index: usize| (bytes[index * bits / 8] >> (index * bits % 8)) & ((1u16 << bits) - 1) as u8;
+    let count = expected.element_count().unwrap_or(0);
+    let differing: Vec<usize> = (0..count).filter(|&index| code(want, index) != code(got, index)).collect();
+    match differing.first() {
+        None => Ok(()),
+        Some(&index) => Err(format!(
+            "{name}: element {index} is code {:#04x}, expected {:#04x}; {} of {count} {} codes differ",
+            code(got, index),
+            code(want, index),
+            differing.len(),
+            expected.dtype
+        )),
     }
 }
 

@@ -4,6 +4,7 @@ mod bench_ort;
 mod conformance;
 mod large_model;
 mod python;
+mod quant_vs_ort;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,6 +24,9 @@ tasks:
   bench-ort [--seconds S]
                time every fixture in whittle (release build) and in ONNX Runtime at 1 and 2 threads,
                batch 1 and 8; print medians and the ratio, write benches/results/bench-ort.md
+  quant-vs-ort whittle's int8-static and int8-dynamic beside ONNX Runtime's quantize_static and
+               quantize_dynamic on the fixtures: size, accuracy and latency in ORT; writes
+               benches/results/quant-vs-ort.md
   fixtures     regenerate fixtures/: models with torch and scikit-learn (downloads several GB the first
                time), format fixtures with the onnx package
 ";
@@ -44,6 +48,7 @@ fn main() -> Result<()> {
             large_model::run(&root)
         }
         "fixtures" => fixtures(&root),
+        "quant-vs-ort" => quant_vs_ort::run_all(&root),
         "bench-ort" => {
             let rest: Vec<String> = std::env::args().skip(2).collect();
             let seconds = match rest.iter().position(|arg| arg == "--seconds") {

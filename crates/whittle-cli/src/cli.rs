@@ -24,6 +24,9 @@ pub enum Command {
     Bench(BenchArgs),
     /// Run two models on the same data and report fidelity, accuracy, size and latency side by side.
     Compare(CompareArgs),
+    /// Quantize a model (INT8 QDQ with calibrated activations), measure it against the original and
+    /// write it when it meets the budget.
+    Quantize(QuantizeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -93,6 +96,80 @@ pub struct CompareArgs {
     /// Print the report as Markdown (the default output is the same tables).
     #[arg(long)]
     pub markdown: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct QuantizeArgs {
+    /// The ONNX model to quantize.
+    pub model: PathBuf,
+    /// Where to write the quantized model.
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// What to produce: int8-static (QuantizeLinear/DequantizeLinear pairs, activations calibrated),
+    /// int8-dynamic (weights ahead, activations at run time: MatMulInteger / ConvInteger), fp16 or
+    /// bf16 (initializers and computation in half precision, unsafe ops kept f32).
+    #[arg(long, value_name = "MODE")]
+    pub mode: String,
+    /// Calibration inputs (.npz keyed by input name, or a folder), run through whittle's runtime;
+    /// int8-static needs them.
+    #[arg(long, value_name = "DATA")]
+    pub calib_data: Option<PathBuf>,
+    /// How activation ranges are chosen: minmax, percentile:<p> (e.g. percentile:99.99) or entropy.
+    #[arg(long, default_value = "minmax", value_name = "METHOD")]
+    pub calib_method: String,
+    /// Data the result is measured on (default: the calibration data).
+    #[arg(long, value_name = "DATA")]
+    pub data: Option<PathBuf>,
+    /// Class ids of --data (or of the calibration data), one per sample (.npy), for accuracy.
+    #[arg(long, value_name = "LABELS.npy")]
+    pub labels: Option<PathBuf>,
+    /// One weight scale per tensor instead of per output channel.
+    #[arg(long)]
+    pub per_tensor: bool,
+    /// Weight type: i8 (default) or u8.
+    #[arg(long, default_value = "i8", value_name = "TYPE")]
+    pub weight_type: String,
+    /// Activation type: u8 (default) or i8.
+    #[arg(long, default_value = "u8", value_name = "TYPE")]
+    pub activation_type: String,
+    /// Weights with a zero point fitted to their range instead of symmetric around 0.
+    #[arg(long)]
+    pub weight_asymmetric: bool,
+    /// Activations symmetric around 0 instead of fitted to their range.
+    #[arg(long)]
+    pub activation_symmetric: bool,
+    /// Node names or op types to keep in float (comma-separated, repeatable).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub exclude: Vec<String>,
+    /// Lowest mean cosine similarity of every output to the original's; the most sensitive layers
+    /// stay in float until it holds.
+    #[arg(long, value_name = "X")]
+    pub min_cosine: Option<f64>,
+    /// Most accuracy the model may lose, in percentage points (needs --labels).
+    #[arg(long, value_name = "POINTS")]
+    pub max_accuracy_drop: Option<f64>,
+    /// Write the model even when the budget does not hold (the exit code still says so).
+    #[arg(long)]
+    pub force: bool,
+    /// fp16/bf16: make the model's inputs and outputs half precision too (default: they stay f32,
+    /// with Casts at the boundary).
+    #[arg(long)]
+    pub half_io: bool,
+    /// Samples per run when the data is one .npz and the batch axis is symbolic (default 1).
+    #[arg(long, value_name = "B")]
+    pub batch: Option<usize>,
+    /// Threads for every kernel (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Timed runs of each model for latency, on the first feed; 0 skips latency.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub iters: usize,
+    /// The device to run on: `cpu` (burn-flex), or a backend this build has.
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]

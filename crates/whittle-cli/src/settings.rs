@@ -8,9 +8,10 @@ use whittle_onnx::{ExternalData, SaveOptions};
 
 use whittle_data::Batching;
 use whittle_eval::{BenchData, BenchOptions, Budget, CompareOptions, InputShapes, LatencyOptions};
+use whittle_passes::quantize::{Budget as QuantizeBudget, CalibrationMethod, Mode, QdqOptions, QuantType, QuantizeOptions};
 use whittle_runtime::{Backend, RuntimeOptions};
 
-use crate::cli::{BenchArgs, CompareArgs, ConvertArgs, ExternalDataArg};
+use crate::cli::{BenchArgs, CompareArgs, ConvertArgs, ExternalDataArg, QuantizeArgs};
 
 /// How `convert` saves, from its flags.
 pub fn save_options(args: &ConvertArgs) -> SaveOptions {
@@ -145,4 +146,43 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<CompareOptions> {
         threads: args.threads,
         batching: batching(args.batch)?,
     })
+}
+
+/// `--weight-type` / `--activation-type`.
+fn quant_type(flag: &str, name: &str) -> anyhow::Result<QuantType> {
+    match name {
+        "u8" => Ok(QuantType::U8),
+        "i8" => Ok(QuantType::I8),
+        _ => bail!("{flag} '{name}' is not u8 or i8"),
+    }
+}
+
+/// How `quantize` runs, from its flags.
+pub fn quantize(args: &QuantizeArgs) -> anyhow::Result<QuantizeOptions> {
+    let mut options = QuantizeOptions::new(Mode::from_name(&args.mode)?, args.calib_data.clone());
+    options.method = args.calib_method.parse::<CalibrationMethod>().with_context(|| "--calib-method".to_string())?;
+    options.qdq = QdqOptions {
+        weight_type: quant_type("--weight-type", &args.weight_type)?,
+        weight_symmetric: !args.weight_asymmetric,
+        per_channel: !args.per_tensor,
+        activation_type: quant_type("--activation-type", &args.activation_type)?,
+        activation_symmetric: args.activation_symmetric,
+    };
+    if let Some(min) = args.min_cosine.filter(|min| !(-1.0..=1.0).contains(min)) {
+        bail!("--min-cosine must be within [-1, 1], got {min}");
+    }
+    if let Some(drop) = args.max_accuracy_drop.filter(|drop| drop.is_nan() || *drop < 0.0) {
+        bail!("--max-accuracy-drop must be 0 or more points, got {drop}");
+    }
+    options.eval_data = args.data.clone();
+    options.labels = args.labels.clone();
+    options.exclude = args.exclude.clone();
+    options.budget = QuantizeBudget { min_cosine: args.min_cosine, max_accuracy_drop: args.max_accuracy_drop };
+    options.force = args.force;
+    options.keep_io_types = !args.half_io;
+    options.batching = batching(args.batch)?;
+    options.runtime = runtime_options(&args.device)?;
+    options.threads = args.threads;
+    options.latency = (args.iters > 0).then_some(LatencyOptions { warmup: 3, budget: Budget::Iterations(args.iters) });
+    Ok(options)
 }

@@ -128,7 +128,9 @@ fn inspect_rejects_corrupt_input_with_one_line() {
     assert!(message.contains("is a directory"), "{message}");
 
     let missing = dir.path().join("missing.onnx");
-    assert_clean_failure(&whittle(&["inspect", missing.to_str().unwrap()]), &missing);
+    let message = assert_clean_failure(&whittle(&["inspect", missing.to_str().unwrap()]), &missing);
+    // The OS error once, not repeated by the error chain.
+    assert_eq!(message.matches("No such file").count(), 1, "{message}");
 }
 
 #[test]
@@ -441,4 +443,68 @@ fn bench_of_an_unsupported_model_says_so_once() {
     assert_eq!(message.lines().count(), 1, "{message}");
     assert_eq!(message.matches("op Frobnicate of domain ai.onnx (opset 18) is not implemented").count(), 1, "{message}");
     assert!(message.contains("frobnicate.onnx"), "{message}");
+}
+
+#[test]
+fn quantize_writes_a_model_and_a_json_report_and_is_deterministic() {
+    let dir = root().join("fixtures/digits_mlp");
+    let out = tempfile::tempdir().unwrap();
+    let run = |name: &str| {
+        let written = out.path().join(name);
+        let output = whittle(&[
+            "quantize",
+            fixture("digits_mlp").to_str().unwrap(),
+            "-o",
+            written.to_str().unwrap(),
+            "--mode",
+            "int8-static",
+            "--calib-data",
+            dir.join("calib.npz").to_str().unwrap(),
+            "--labels",
+            dir.join("calib_labels.npy").to_str().unwrap(),
+            "--batch",
+            "64",
+            "--iters",
+            "0",
+            "--json",
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+        (std::fs::read(&written).unwrap(), report)
+    };
+    let (first, report) = run("a.onnx");
+    let (second, _) = run("b.onnx");
+    assert_eq!(first, second, "the same input and options give the same bytes");
+    assert_eq!(report["written"], true);
+    assert_eq!(report["layers"].as_array().unwrap().len(), 3);
+    let (before, after) = (report["before"]["accuracy"].as_f64().unwrap(), report["after"]["accuracy"].as_f64().unwrap());
+    assert!((before - after).abs() <= 0.01, "accuracy {before} -> {after}");
+}
+
+#[test]
+fn quantize_names_bad_options_and_writes_nothing() {
+    let dir = root().join("fixtures/digits_mlp");
+    let out = tempfile::tempdir().unwrap();
+    let written = out.path().join("q.onnx");
+    let base = |mode: &str, method: &str| {
+        whittle(&[
+            "quantize",
+            fixture("digits_mlp").to_str().unwrap(),
+            "-o",
+            written.to_str().unwrap(),
+            "--mode",
+            mode,
+            "--calib-data",
+            dir.join("calib.npz").to_str().unwrap(),
+            "--calib-method",
+            method,
+        ])
+    };
+    let output = base("int3", "minmax");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stderr(&output).trim(), "error: unknown mode 'int3' (modes: int8-dynamic, int8-static, fp16, bf16)");
+    let output = base("int8-static", "kl");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("unknown calibration method 'kl'"), "{}", stderr(&output));
+    assert!(!written.exists());
 }

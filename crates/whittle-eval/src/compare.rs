@@ -189,7 +189,7 @@ pub fn compare(
     with_threads(options.threads, work)?
 }
 
-fn runtime_error(path: &Path) -> impl Fn(whittle_runtime::RuntimeError) -> EvalError + '_ {
+pub(crate) fn runtime_error(path: &Path) -> impl Fn(whittle_runtime::RuntimeError) -> EvalError + '_ {
     move |source| EvalError::Runtime { path: path.to_path_buf(), error: Box::new(source) }
 }
 
@@ -201,7 +201,7 @@ fn ratio(numerator: f64, denominator: f64) -> f64 {
     }
 }
 
-fn named_feed(feed: &Feed) -> Vec<(String, Tensor)> {
+pub(crate) fn named_feed(feed: &Feed) -> Vec<(String, Tensor)> {
     feed.tensors.iter().map(|tensor| (tensor.name.clone(), tensor.clone())).collect()
 }
 
@@ -366,7 +366,7 @@ impl CompareReport {
         }
         let _ = writeln!(
             out,
-            "\n| output | max abs error | mean abs error | mean cosine | top-1 agreement |\n| --- | ---: | ---: | ---: | ---: |"
+            "\n| output | max abs error | mean abs error | mean cosine | top-1 agreement | SQNR |\n| --- | ---: | ---: | ---: | ---: | ---: |"
         );
         for comparison in &self.outputs {
             let fidelity = &comparison.fidelity;
@@ -376,9 +376,14 @@ impl CompareReport {
                 format!("`{}` / `{}`", comparison.reference_output, comparison.candidate_output)
             };
             let top1 = fidelity.top1_agreement.map_or_else(|| "-".to_string(), |agreement| format!("{:.2}%", agreement * 100.0));
+            let sqnr = match fidelity.sqnr_db {
+                Some(db) => format!("{db:.1} dB"),
+                None if fidelity.max_abs_error == 0.0 => "exact".to_string(),
+                None => "-".to_string(),
+            };
             let _ = writeln!(
                 out,
-                "| {name} | {:.3e} | {:.3e} | {:.6} | {top1} |",
+                "| {name} | {:.3e} | {:.3e} | {:.6} | {top1} | {sqnr} |",
                 fidelity.max_abs_error, fidelity.mean_abs_error, fidelity.mean_cosine_similarity
             );
         }

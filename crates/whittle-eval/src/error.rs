@@ -22,6 +22,8 @@ pub enum EvalError {
     Mismatch { reason: String },
     #[error("{reason}")]
     Options { reason: String },
+    #[error("calibration: {reason}")]
+    Calibration { reason: String },
     #[error("cannot start a pool of {threads} threads: {reason}")]
     Threads { threads: usize, reason: String },
     #[error("{path}: {error}", path = path.display())]

@@ -1,5 +1,6 @@
-//! Measures models in whittle's runtime: latency percentiles and peak memory (`bench`), and the
-//! side-by-side report of two models on the same data (`compare`) that every optimizing command reuses.
+//! Measures models in whittle's runtime: latency percentiles and peak memory (`bench`), the
+//! side-by-side report of two models on the same data (`compare`) that every optimizing command
+//! reuses, and activation ranges on calibration data (`calibrate`) for static quantization.
 //!
 //! Numbers come from running the model in [`whittle_runtime::Session`]s on data read by
 //! [`whittle_data`]; closeness and accuracy are computed by [`whittle_metrics`] in f64. Reports are
@@ -7,6 +8,7 @@
 //! quantize, optimize) embed them.
 
 mod bench;
+mod calibrate;
 mod compare;
 mod error;
 mod latency;
@@ -14,6 +16,7 @@ mod memory;
 mod synthetic;
 
 pub use bench::{bench, BenchData, BenchOptions, BenchReport, FedInput};
+pub use calibrate::{calibrate, Calibration, CalibrationOptions, TensorRange};
 pub use compare::{compare, human_bytes, model_file_bytes, CompareOptions, CompareReport, Deltas, ModelReport, OutputComparison};
 pub use error::{EvalError, Result};
 pub use latency::{measure, with_threads, Budget, Latency, LatencyOptions};

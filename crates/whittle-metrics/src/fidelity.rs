@@ -18,6 +18,10 @@ pub struct Fidelity {
     pub mean_cosine_similarity: f64,
     /// Fraction of samples whose arg-max over the last axis agrees; `None` for outputs of rank < 2.
     pub top1_agreement: Option<f64>,
+    /// Signal-to-noise ratio in dB, `10 log10(sum(reference^2) / sum((candidate - reference)^2))`
+    /// over all elements: how quantization error is usually judged per layer (30 dB is about 3% RMS
+    /// error). `None` when the outputs are identical (no noise) or the reference is all zeros.
+    pub sqnr_db: Option<f64>,
     pub elements: u64,
     pub samples: u64,
 }
@@ -33,6 +37,8 @@ pub struct FidelityAccumulator {
     samples: u64,
     agreeing: u64,
     rows_for_top1: u64,
+    signal: f64,
+    noise: f64,
 }
 
 impl FidelityAccumulator {
@@ -58,6 +64,8 @@ impl FidelityAccumulator {
             let diff = if diff.is_nan() { f64::INFINITY } else { diff };
             self.max_abs = self.max_abs.max(diff);
             self.sum_abs += diff;
+            self.signal += r * r;
+            self.noise += diff * diff;
         }
         self.elements += want.len() as u64;
         let row = row_length(&reference.dims);
@@ -83,6 +91,7 @@ impl FidelityAccumulator {
             mean_abs_error: ratio(self.sum_abs, self.elements),
             mean_cosine_similarity: if self.samples == 0 { 1.0 } else { ratio(self.cosine_sum, self.samples) },
             top1_agreement: (self.rows_for_top1 > 0).then(|| ratio(self.agreeing as f64, self.rows_for_top1)),
+            sqnr_db: (self.noise > 0.0 && self.signal > 0.0).then(|| 10.0 * (self.signal / self.noise).log10()),
             elements: self.elements,
             samples: self.samples,
         }
@@ -161,6 +170,19 @@ mod tests {
         assert!((fidelity.mean_cosine_similarity - expected).abs() < 1e-12);
         assert_eq!(fidelity.top1_agreement, Some(0.5));
         assert_eq!((fidelity.elements, fidelity.samples), (4, 2));
+        // Signal 1 + 1 = 2, noise 0.25 + 4 = 4.25.
+        assert!((fidelity.sqnr_db.unwrap() - 10.0 * (2.0f64 / 4.25).log10()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn identical_outputs_have_no_noise_figure() {
+        let mut acc = FidelityAccumulator::new("y");
+        acc.add(&matrix(1, &[1.0, 2.0]), &matrix(1, &[1.0, 2.0])).unwrap();
+        assert_eq!(acc.finish().sqnr_db, None);
+        // 1% relative error everywhere is 40 dB (up to f32 rounding of 1.01 and 2.02, about 1e-5 dB).
+        let mut acc = FidelityAccumulator::new("y");
+        acc.add(&matrix(1, &[1.0, -2.0]), &matrix(1, &[1.01, -2.02])).unwrap();
+        assert!((acc.finish().sqnr_db.unwrap() - 40.0).abs() < 1e-4);
     }
 
     #[test]

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OnnxError {
-    #[error("{path}: {source}", path = path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    // `error`, not `source`: the message already holds it, and a chain printer would repeat it.
+    #[error("{path}: {error}", path = path.display())]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{path}: is a directory, not an ONNX model", path = path.display())]
     IsDirectory { path: PathBuf },
     #[error("{path}: empty file, not an ONNX model", path = path.display())]

@@ -38,11 +38,11 @@ pub struct LoadedModel {
 
 /// Reads an ONNX model, with external data resolved relative to the model's folder.
 pub fn load(path: &Path) -> Result<LoadedModel, OnnxError> {
-    let metadata = fs::metadata(path).map_err(|source| OnnxError::Io { path: path.to_path_buf(), source })?;
+    let metadata = fs::metadata(path).map_err(|error| OnnxError::Io { path: path.to_path_buf(), error })?;
     if metadata.is_dir() {
         return Err(OnnxError::IsDirectory { path: path.to_path_buf() });
     }
-    let bytes = fs::read(path).map_err(|source| OnnxError::Io { path: path.to_path_buf(), source })?;
+    let bytes = fs::read(path).map_err(|error| OnnxError::Io { path: path.to_path_buf(), error })?;
     let base_dir =
         path.parent().map(|parent| if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent.to_path_buf() });
     decode_bytes(&bytes, path, base_dir)
@@ -76,7 +76,7 @@ fn decode_bytes(bytes: &[u8], path: &Path, base_dir: Option<PathBuf>) -> Result<
 /// External data is resolved relative to the file's folder. Sequences and maps (`SequenceProto`,
 /// `MapProto`) are not tensors and fail to decode here.
 pub fn load_tensor(path: &Path) -> Result<whittle_ir::Tensor, OnnxError> {
-    let bytes = fs::read(path).map_err(|source| OnnxError::Io { path: path.to_path_buf(), source })?;
+    let bytes = fs::read(path).map_err(|error| OnnxError::Io { path: path.to_path_buf(), error })?;
     let proto = onnx_protobuf::TensorProto::parse_from_bytes(&bytes)
         .map_err(|err| OnnxError::Protobuf { path: path.to_path_buf(), reason: err.to_string() })?;
     let base_dir = path.parent().map(Path::to_path_buf);
@@ -88,7 +88,7 @@ pub fn load_tensor(path: &Path) -> Result<whittle_ir::Tensor, OnnxError> {
 ///
 /// A file does not say which message it holds; the caller knows from the graph's declared type.
 pub fn load_sequence(path: &Path) -> Result<Vec<whittle_ir::HostValue>, OnnxError> {
-    let bytes = fs::read(path).map_err(|source| OnnxError::Io { path: path.to_path_buf(), source })?;
+    let bytes = fs::read(path).map_err(|error| OnnxError::Io { path: path.to_path_buf(), error })?;
     let base_dir = path.parent().map(Path::to_path_buf);
     sequence::sequence(&bytes, &mut Decoder::new(base_dir), 0).map_err(|err| file_error(path, err))
 }
@@ -200,7 +200,7 @@ fn serialize(proto: &onnx_protobuf::ModelProto, path: &Path) -> Result<Vec<u8>, 
 
 fn write_atomically(path: &Path, write: impl FnOnce(&mut fs::File) -> std::io::Result<()>) -> Result<(), OnnxError> {
     let folder = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let io_error = |source| OnnxError::Io { path: path.to_path_buf(), source };
+    let io_error = |error| OnnxError::Io { path: path.to_path_buf(), error };
     let mut temp = tempfile::Builder::new().prefix(".whittle-").suffix(".tmp").tempfile_in(folder).map_err(io_error)?;
     write(temp.as_file_mut()).map_err(io_error)?;
     temp.as_file().sync_all().map_err(io_error)?;

@@ -10,6 +10,7 @@
 //! CPU backend); tensors carry no backend type, so one implementation of each op serves every device.
 
 mod broadcast;
+mod codes;
 mod control;
 mod device;
 mod error;

@@ -24,7 +24,7 @@ use whittle_ir::{canonical_domain, AttrValue, DataType, DimValue, Graph, Model, 
 
 use crate::error::{Result, RuntimeError};
 use crate::ops::{HostOp, NodeContext, Op, Subgraphs};
-use crate::value::{burn_dtype, Value, MAX_RANK};
+use crate::value::{held_dtype, Value, MAX_RANK};
 
 /// How a step reads one input slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,7 +171,7 @@ impl Plan {
                     })
                 }
             };
-            if burn_dtype(dtype).is_none() {
+            if held_dtype(dtype).is_none() {
                 return Err(RuntimeError::UnsupportedInput {
                     input: input.name.clone(),
                     reason: format!("dtype {dtype} is not supported"),

@@ -19,12 +19,14 @@ use burn_tensor::{DType, Device, FloatDType, Int, IntDType, Slice, Tensor, Tenso
 use whittle_ir::DataType;
 
 use crate::broadcast::{arithmetic, Arithmetic};
+use crate::codes::{code_storage, is_float_code, narrow_integer_range};
+use crate::ops::cast::{cast_with, to_burn_type, Rounding};
 use crate::ops::{fail, normalize_axis, NodeContext, OpError};
 use crate::spatial::Resolved;
-use crate::value::{map_float, with_rank, ElementKind, Value};
+use crate::value::{map_float, with_kind, with_rank, ElementKind, Value};
 
-/// The range of an integer type values can be quantized to. burn has no 4-bit, 2-bit or float8
-/// types, so those are left out.
+/// The range of a burn integer type values can be quantized to; 4- and 2-bit types are in
+/// [`quantized_range`].
 pub(crate) fn integer_range(dtype: DataType) -> Option<(i32, i32)> {
     match dtype {
         DataType::U8 => Some((0, 255)),
@@ -33,6 +35,16 @@ pub(crate) fn integer_range(dtype: DataType) -> Option<(i32, i32)> {
         DataType::I16 => Some((-32768, 32767)),
         _ => None,
     }
+}
+
+/// The range of any integer type QuantizeLinear produces, the 4- and 2-bit ones included.
+fn quantized_range(dtype: DataType) -> Option<(i32, i32)> {
+    integer_range(dtype).or_else(|| narrow_integer_range(dtype).map(|(low, high)| (low as i32, high as i32)))
+}
+
+/// Whether QuantizeLinear can produce `dtype`: the integer types, float8 and float4.
+pub(crate) fn is_quantized_type(dtype: DataType) -> bool {
+    quantized_range(dtype).is_some() || (is_float_code(dtype) && dtype != DataType::F8E8M0)
 }
 
 /// Refuses attribute `name` in a model that imports an opset older than `since`, the first one
@@ -47,12 +59,14 @@ pub(crate) fn attribute_since(node: &NodeContext<'_>, name: &str, since: i64) ->
 /// The quantized type named by an `output_dtype` attribute, checked at plan time.
 pub(crate) fn quantized_type_attribute(name: &str, code: i64) -> Result<DataType, OpError> {
     let dtype = i32::try_from(code).map(DataType::from_code).unwrap_or(DataType::Other(-1));
-    if integer_range(dtype).is_some() {
+    if is_quantized_type(dtype) {
         return Ok(dtype);
     }
     Err(OpError::attribute(
         name,
-        format!("quantizing to {dtype} (code {code}) is not implemented: the runtime quantizes to u8, i8, u16 and i16"),
+        format!(
+            "quantizing to {dtype} (code {code}) is not implemented: the runtime quantizes to u8, i8, u16, i16, u4, i4, u2, i2, float8 and float4"
+        ),
     ))
 }
 
@@ -87,11 +101,13 @@ fn float_dtype(dtype: DataType) -> Result<FloatDType, OpError> {
     })
 }
 
-/// `value` converted to the float type `dtype`; integers convert exactly up to 2^24 in f32.
+/// `value` converted to the float type `dtype`; integers convert exactly up to 2^24 in f32, and
+/// code types (float8, float4, 4- and 2-bit integers) exactly to f32.
 pub(crate) fn to_float(value: Value, dtype: DataType) -> Result<Value, OpError> {
     if value.dtype() == dtype {
         return Ok(value);
     }
+    let value = to_burn_type(value)?;
     let target = float_dtype(dtype)?;
     let shape = value.shape().to_vec();
     let converted = with_rank!(value.burn_rank(), D => match value.kind() {
@@ -104,11 +120,10 @@ pub(crate) fn to_float(value: Value, dtype: DataType) -> Result<Value, OpError> 
 
 /// The device a value lives on, for the small host-made values the ops add.
 fn device_of(value: &Value) -> Result<Device, OpError> {
-    Ok(with_rank!(value.burn_rank(), D => match value.kind() {
-        ElementKind::Float => value.clone().float::<D>()?.device(),
-        ElementKind::Int => value.clone().int::<D>()?.device(),
-        ElementKind::Bool => fail!("expected a numeric tensor, got {}", value.dtype()),
-    }))
+    if value.kind() == ElementKind::Bool {
+        fail!("expected a numeric tensor, got {}", value.dtype());
+    }
+    Ok(value.device())
 }
 
 /// A host tensor uploaded next to `like`.
@@ -152,11 +167,14 @@ pub(crate) fn quantization_parameter(
     let device = device_of(&param)?;
     let index = Tensor::<1, Int>::from_data(TensorData::new(positions, [size]), (&device, DType::I64));
     let dtype = param.dtype();
-    Ok(with_rank!(param.burn_rank(), D => match param.kind() {
-        ElementKind::Float => Value::from_float(param.float::<D>()?.select(axis, index), dtype)?,
-        ElementKind::Int => Value::from_int(param.int::<D>()?.select(axis, index), dtype)?,
-        ElementKind::Bool => fail!("{name} must be numeric, got {dtype}"),
-    }))
+    let kind = param.kind();
+    if kind == ElementKind::Bool {
+        fail!("{name} must be numeric, got {dtype}");
+    }
+    // Selection moves elements only, so zero points of code types take part as their codes.
+    Ok(
+        with_rank!(param.burn_rank(), D => with_kind!(kind, K => Value::from_typed(param.typed::<D, K>()?.select(axis, index), dtype)?)),
+    )
 }
 
 /// `saturate(round(values) + zero_point)` as the integer type `dtype`: rounds half to even in
@@ -165,8 +183,8 @@ pub(crate) fn quantization_parameter(
 /// Adding after rounding in f32 is exact: zero points have at most 16 bits, and a rounded value
 /// too large for the sum to be exact saturates anyway.
 pub(crate) fn saturate(values: Value, zero_point: Option<Value>, dtype: DataType) -> Result<Value, OpError> {
-    let Some((low, high)) = integer_range(dtype) else {
-        fail!("quantizing to {dtype} is not implemented: the runtime quantizes to u8, i8, u16 and i16");
+    let Some((low, high)) = quantized_range(dtype) else {
+        fail!("quantizing to {dtype} is not implemented: the runtime quantizes to u8, i8, u16, i16, u4, i4, u2 and i2");
     };
     let shape = values.shape().to_vec();
     let rounded = map_float!(to_float(values, DataType::F32)?, t => t.round())?;
@@ -177,7 +195,11 @@ pub(crate) fn saturate(values: Value, zero_point: Option<Value>, dtype: DataType
     if shifted.shape() != shape {
         fail!("the zero point widens the result from {shape:?} to {:?}", shifted.shape());
     }
-    let target = int_dtype(dtype)?;
+    let target = match code_storage(dtype) {
+        // 4- and 2-bit results are held as their values in u8 or i8.
+        Some(storage) => IntDType::from(storage),
+        None => int_dtype(dtype)?,
+    };
     let converted = with_rank!(shifted.burn_rank(), D => {
         // Saturation happens here; the cast then only meets integral values in range.
         let clamped = shifted.float::<D>()?.clamp(low as f32, high as f32);
@@ -191,6 +213,36 @@ pub(crate) fn saturate(values: Value, zero_point: Option<Value>, dtype: DataType
 pub(crate) fn quantize(x: Value, scale: Value, zero_point: Option<Value>, dtype: DataType) -> Result<Value, OpError> {
     let quotient = arithmetic(Arithmetic::Div, x, scale)?;
     saturate(quotient, zero_point, dtype)
+}
+
+/// `x / scale + zero_point` (in the dtype of x and scale) converted to the float8 or float4 type
+/// `dtype`, rounding to nearest even, with `saturate` for float8 (float4 always saturates).
+///
+/// The spec requires a zero zero point for these types, so a non-zero one is an error; adding the
+/// zero (as the formula and the reference's float4 path do) still matters: `-0 + 0` is `+0`.
+pub(crate) fn quantize_to_float_code(
+    x: Value,
+    scale: Value,
+    zero_point: Option<Value>,
+    dtype: DataType,
+    saturate: bool,
+) -> Result<Value, OpError> {
+    let mut quotient = arithmetic(Arithmetic::Div, x, scale)?;
+    if let Some(zero_point) = zero_point {
+        let division = quotient.dtype();
+        require_zero(zero_point.clone(), "y_zero_point")?;
+        quotient = arithmetic(Arithmetic::Add, quotient, to_float(zero_point, division)?)?;
+    }
+    cast_with(quotient, dtype, Rounding { saturate, ..Rounding::DEFAULT })
+}
+
+/// Refuses a float8 or float4 zero point that is not zero (of either sign).
+pub(crate) fn require_zero(zero_point: Value, name: &str) -> Result<(), OpError> {
+    let dtype = zero_point.dtype();
+    if to_float(zero_point, DataType::F32)?.to_f64_vec()?.iter().any(|&value| value != 0.0) {
+        fail!("{name} of type {dtype} must be zero");
+    }
+    Ok(())
 }
 
 /// The f32 factor `scale_a * scale_b / scale_y` that takes an integer product's accumulator to

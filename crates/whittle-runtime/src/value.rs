@@ -19,6 +19,15 @@
 //! - A device creates tensors in its default dtypes (f32 and i32 on flex) unless told otherwise, so
 //!   every tensor is created with an explicit dtype, and int64 stays int64.
 //!
+//! Element types burn has no type for (float8, float4, e8m0, 4- and 2-bit integers; "code types")
+//! are held as one code per element in a u8 or i8 int tensor, with the logical dtype in `dtype`
+//! ([`held_dtype`]; `codes.rs` has the formats). Data-movement ops reach the storage through
+//! [`Value::typed`] and move codes untouched; [`Value::float`], [`Value::int`], [`Value::bool`],
+//! `to_i64_vec` and `to_f64_vec` refuse code types, so no op can compute on float8 bits as if
+//! they were u8 numbers; only the conversions (Cast, CastLike, QuantizeLinear, DequantizeLinear)
+//! read them, through [`Value::codes`]. Upload unpacks 4- and 2-bit storage and download packs it
+//! again, so ONNX bytes round-trip exactly.
+//!
 //! Hot kernels read a value's memory without copying through `Tensor::try_into_primitive::<Flex>()`,
 //! which gives burn-flex's own tensor (an `Arc` over its bytes; see the `flex_storage_is_shared`
 //! test); copying out with `into_data` is only for the run's boundary and for small shape-like inputs.
@@ -27,6 +36,7 @@ use burn_tensor::kind::{Basic, BridgeTensor};
 use burn_tensor::{Bool, DType, Device, Float, Int, Tensor, TensorData};
 use whittle_ir::DataType;
 
+use crate::codes::{code_storage, pack, unpack};
 use crate::ops::OpError;
 
 /// The highest rank a value may have. ONNX sets no limit; burn needs one rank per instantiation.
@@ -124,8 +134,8 @@ pub enum ElementKind {
     Bool,
 }
 
-/// burn's dtype and kind for an ONNX dtype, or `None` where burn has no such type (strings,
-/// complex numbers, float8, sub-byte integers).
+/// burn's dtype and kind for an ONNX dtype burn computes on, or `None` where burn has no such
+/// type (strings, complex numbers, and the code types that [`held_dtype`] holds as codes).
 pub fn burn_dtype(dtype: DataType) -> Option<(DType, ElementKind)> {
     use ElementKind::{Bool as B, Float as F, Int as I};
     Some(match dtype {
@@ -146,6 +156,13 @@ pub fn burn_dtype(dtype: DataType) -> Option<(DType, ElementKind)> {
     })
 }
 
+/// burn's dtype and kind holding an ONNX dtype: [`burn_dtype`] for the types burn computes on, and
+/// an int tensor of u8 or i8 codes, one per element, for the code types burn has no type for
+/// (float8, float4, e8m0, 4- and 2-bit integers; see `codes.rs`).
+pub fn held_dtype(dtype: DataType) -> Option<(DType, ElementKind)> {
+    burn_dtype(dtype).or_else(|| code_storage(dtype).map(|storage| (storage, ElementKind::Int)))
+}
+
 /// A tensor value flowing through a graph: a burn tensor with its ONNX dtype and shape.
 #[derive(Debug, Clone)]
 pub struct Value {
@@ -158,7 +175,7 @@ pub struct Value {
 impl Value {
     /// Uploads a host tensor to `device`, keeping its dtype.
     pub fn from_ir(tensor: &whittle_ir::Tensor, device: &Device) -> Result<Value, OpError> {
-        let Some((dtype, kind)) = burn_dtype(tensor.dtype) else {
+        let Some((dtype, kind)) = held_dtype(tensor.dtype) else {
             return Err(OpError::new(format!("dtype {} is not supported by the runtime", tensor.dtype)));
         };
         if !device.supports_dtype(dtype) {
@@ -175,6 +192,15 @@ impl Value {
             return Err(OpError::new("string tensors are not supported by the runtime"));
         };
         let burn_shape = burn_shape(&shape);
+        let unpacked;
+        let bytes = match code_storage(tensor.dtype) {
+            Some(_) => {
+                // The IR checked on construction that the packed bytes fill the shape.
+                unpacked = unpack(tensor.dtype, bytes, shape.iter().product());
+                &unpacked[..]
+            }
+            None => bytes,
+        };
         // The IR's little-endian bytes are burn's native layout on every target burn-flex builds
         // for (x86-64, aarch64, wasm32). The copy into `TensorData` is the one upload copy.
         let data = match kind {
@@ -193,16 +219,20 @@ impl Value {
 
     /// Downloads the value into a host tensor called `name`.
     pub fn to_ir(&self, name: &str) -> Result<whittle_ir::Tensor, OpError> {
-        let Some((dtype, _)) = burn_dtype(self.dtype) else {
+        let Some((dtype, _)) = held_dtype(self.dtype) else {
             return Err(OpError::new(format!("dtype {} has no host form", self.dtype)));
         };
-        let bytes = self.host_data(dtype)?.into_bytes().to_vec();
+        let mut bytes = self.host_data(dtype)?.into_bytes().to_vec();
+        if code_storage(self.dtype).is_some() {
+            bytes = pack(self.dtype, &bytes);
+        }
         let dims = self.shape.iter().map(|&dim| dim as i64).collect();
         whittle_ir::Tensor::from_bytes(name, self.dtype, dims, bytes).map_err(|err| OpError::new(err.to_string()))
     }
 
     /// The elements as i64, for small shape-like inputs (axes, sizes, indices) read on the host.
     pub fn to_i64_vec(&self) -> Result<Vec<i64>, OpError> {
+        self.refuse_codes()?;
         if self.kind() != ElementKind::Int {
             return Err(OpError::new(format!("expected an integer tensor, got {}", self.dtype)));
         }
@@ -261,17 +291,74 @@ impl Value {
         Value::from_typed(tensor, DataType::Bool)
     }
 
-    /// The tensor as a tensor of kind `K` (float, int or bool) and burn rank `D`.
+    /// The tensor as a tensor of kind `K` (float, int or bool) and burn rank `D`, for data
+    /// movement: code types come as their storage (see [`Value::codes`]), so an op calling this
+    /// must not compute on the elements.
     pub fn typed<const D: usize, K: Basic>(self) -> Result<Tensor<D, K>, OpError> {
-        self.check_typed(D, element_kind(K::KIND))?;
+        self.check_kind_and_rank(D, element_kind(K::KIND))?;
         Ok(Tensor::from_bridge(self.tensor))
+    }
+
+    /// The codes of a value of a code type (float8, float4, e8m0, 4- and 2-bit integers) as an
+    /// int tensor of their storage dtype (u8, or i8 for the signed integers), for the conversions
+    /// that know what the codes mean.
+    pub fn codes<const D: usize>(self) -> Result<Tensor<D, Int>, OpError> {
+        if code_storage(self.dtype).is_none() {
+            return Err(OpError::new(format!("expected a value of a code type, got {}", self.dtype)));
+        }
+        self.check_kind_and_rank(D, ElementKind::Int)?;
+        Ok(Tensor::from_bridge(self.tensor))
+    }
+
+    /// A value of code type `dtype` and `shape` from its storage bytes, one per element.
+    pub fn from_code_bytes(storage: Vec<u8>, dtype: DataType, shape: &[usize], device: &Device) -> Result<Value, OpError> {
+        let Some(held) = code_storage(dtype) else {
+            return Err(OpError::new(format!("expected a code type, got {dtype}")));
+        };
+        if storage.len() != shape.iter().product::<usize>() {
+            return Err(OpError::new(format!("{} codes do not fill shape {shape:?}", storage.len())));
+        }
+        check_rank(shape.len())?;
+        let burn_shape = burn_shape(shape);
+        let data = TensorData::try_from_bytes_vec(storage, burn_shape.clone(), held)
+            .map_err(|err| OpError::new(format!("codes do not match shape {shape:?}: {err:?}")))?;
+        let bridge = with_rank!(burn_shape.len(), D => Tensor::<D, Int>::from_data(data, (device, held)).into_bridge());
+        Ok(Value { tensor: bridge, dtype, shape: shape.to_vec() })
+    }
+
+    /// The same tensor under another dtype held the same way; for 4- and 2-bit integers, whose
+    /// storage (u8, or sign-extended i8) holds their values, so they compute as u8 or i8.
+    pub fn relabel(self, dtype: DataType) -> Result<Value, OpError> {
+        if held_dtype(dtype) != held_dtype(self.dtype) {
+            return Err(OpError::new(format!("{} is not held like {dtype}", self.dtype)));
+        }
+        Ok(Value { dtype, ..self })
+    }
+
+    /// Refuses a value of a code type, whose elements are codes rather than numbers.
+    fn refuse_codes(&self) -> Result<(), OpError> {
+        if code_storage(self.dtype).is_some() {
+            return Err(OpError::new(format!(
+                "{} elements are stored as codes, which only data-movement ops, Cast, CastLike, QuantizeLinear and DequantizeLinear take",
+                self.dtype
+            )));
+        }
+        Ok(())
     }
 
     /// Wraps a tensor of any kind produced by an op; `dtype` is the ONNX dtype it holds and must be
     /// of the tensor's kind.
     pub fn from_typed<const D: usize, K: Basic>(tensor: Tensor<D, K>, dtype: DataType) -> Result<Value, OpError> {
-        if burn_dtype(dtype).map(|(_, kind)| kind) != Some(element_kind(K::KIND)) {
+        let Some((held, kind)) = held_dtype(dtype) else {
+            return Err(OpError::new(format!("dtype {dtype} is not supported by the runtime")));
+        };
+        if kind != element_kind(K::KIND) {
             return Err(OpError::new(format!("dtype {dtype} is not held by a {:?} tensor", K::KIND)));
+        }
+        // Codes keep their storage dtype through data movement; anything else is a bug upstream
+        // that would relabel numbers as codes.
+        if code_storage(dtype).is_some() && tensor.dtype() != held {
+            return Err(OpError::new(format!("{dtype} codes must be held as {held:?}, got {:?}", tensor.dtype())));
         }
         let shape = tensor.dims().to_vec();
         check_rank(D)?;
@@ -297,6 +384,7 @@ impl Value {
     /// The elements of a numeric tensor as f64, for small inputs read on the host (Range's bounds,
     /// Resize's scales and regions).
     pub fn to_f64_vec(&self) -> Result<Vec<f64>, OpError> {
+        self.refuse_codes()?;
         let data = self.host_data(DType::F64)?;
         data.try_to_vec::<f64>().map_err(|err| OpError::new(format!("cannot read {} tensor: {err:?}", self.dtype)))
     }
@@ -351,9 +439,9 @@ impl Value {
 
     /// Which burn tensor kind holds the elements.
     pub fn kind(&self) -> ElementKind {
-        match burn_dtype(self.dtype) {
+        match held_dtype(self.dtype) {
             Some((_, kind)) => kind,
-            // Values are only built from dtypes `burn_dtype` knows.
+            // Values are only built from dtypes `held_dtype` knows.
             None => unreachable!("value of dtype {} has no burn kind", self.dtype),
         }
     }
@@ -376,7 +464,13 @@ impl Value {
         Ok(Tensor::from_bridge(self.tensor))
     }
 
+    /// Checks kind and rank for an op that computes on the elements, which codes are not.
     fn check_typed(&self, rank: usize, kind: ElementKind) -> Result<(), OpError> {
+        self.refuse_codes()?;
+        self.check_kind_and_rank(rank, kind)
+    }
+
+    fn check_kind_and_rank(&self, rank: usize, kind: ElementKind) -> Result<(), OpError> {
         if self.kind() != kind {
             return Err(OpError::new(format!("expected a {kind:?} tensor, got {}", self.dtype)));
         }
@@ -403,7 +497,7 @@ impl Value {
         let target = burn_shape(shape);
         let Value { tensor, dtype, shape: source } = self;
         let source_rank = source.len().max(1);
-        let bridge = match burn_dtype(dtype).map(|(_, kind)| kind) {
+        let bridge = match held_dtype(dtype).map(|(_, kind)| kind) {
             Some(ElementKind::Float) => reshape_kind::<Float>(tensor, source_rank, &target),
             Some(ElementKind::Int) => reshape_kind::<Int>(tensor, source_rank, &target),
             Some(ElementKind::Bool) => reshape_kind::<Bool>(tensor, source_rank, &target),
@@ -521,6 +615,52 @@ mod tests {
             let value = Value::from_ir(&host, &device()).unwrap();
             assert_eq!(value.to_ir("t").unwrap(), host, "{dtype}");
         }
+    }
+
+    #[test]
+    fn code_types_round_trip_their_packed_bytes() {
+        use DataType::*;
+        // Five elements: 4-bit types fill two and a half bytes, 2-bit ones one and a quarter; the
+        // unused high bits of the last byte are zero, as ONNX writes them.
+        let cases: [(DataType, &[u8]); 10] = [
+            (F8E4M3FN, &[0x00, 0x7f, 0x80, 0xfe, 0x38]),
+            (F8E4M3FNUZ, &[0x00, 0x80, 0x7f, 0xff, 0x01]),
+            (F8E5M2, &[0x7c, 0xfc, 0x7e, 0x3c, 0x01]),
+            (F8E5M2FNUZ, &[0x80, 0x7f, 0xff, 0x00, 0x40]),
+            (F8E8M0, &[0x00, 0x7f, 0xfe, 0xff, 0x80]),
+            (F4E2M1, &[0xf1, 0x8e, 0x07]),
+            (I4, &[0x8f, 0x70, 0x01]),
+            (U4, &[0xff, 0x10, 0x0a]),
+            (I2, &[0b1110_0100, 0b10]),
+            (U2, &[0b0001_1011, 0b11]),
+        ];
+        for (dtype, bytes) in cases {
+            let host = whittle_ir::Tensor::from_bytes("t", dtype, vec![5], bytes.to_vec()).unwrap();
+            let value = Value::from_ir(&host, &device()).unwrap();
+            assert_eq!(value.kind(), ElementKind::Int, "{dtype}");
+            assert_eq!(value.to_ir("t").unwrap(), host, "{dtype}");
+            let moved = value.reshape(&[5, 1]).unwrap().reshape(&[5]).unwrap();
+            assert_eq!(moved.to_ir("t").unwrap(), host, "{dtype} after reshapes");
+        }
+        // Storage is one element per byte, signed types sign-extended.
+        let host = whittle_ir::Tensor::from_bytes("t", I4, vec![3], vec![0x8f, 0x07]).unwrap();
+        let codes = Value::from_ir(&host, &device()).unwrap().codes::<1>().unwrap();
+        assert_eq!(codes.into_data().try_to_vec::<i8>().unwrap(), vec![-1, -8, 7]);
+    }
+
+    #[test]
+    fn code_types_are_refused_where_elements_are_read_as_numbers() {
+        let host = whittle_ir::Tensor::from_bytes("t", DataType::F8E4M3FN, vec![2], vec![0x38, 0x40]).unwrap();
+        let value = Value::from_ir(&host, &device()).unwrap();
+        let expected = "f8e4m3fn elements are stored as codes, which only data-movement ops, Cast, CastLike, QuantizeLinear and DequantizeLinear take";
+        assert_eq!(value.clone().int::<1>().unwrap_err().reason, expected);
+        assert_eq!(value.to_i64_vec().unwrap_err().reason, expected);
+        assert_eq!(value.to_f64_vec().unwrap_err().reason, expected);
+        // Data movement sees the storage.
+        assert_eq!(value.clone().typed::<1, Int>().unwrap().dims(), [2]);
+        // A tensor of another storage dtype cannot be labelled as codes.
+        let numbers = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 2], [2]), (&device(), DType::I64));
+        assert!(Value::from_int(numbers, DataType::F8E4M3FN).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod compare;
 pub mod convert;
 pub mod inspect;
+pub mod quantize;
 pub mod run;
 
 use whittle_onnx::LoadedModel;

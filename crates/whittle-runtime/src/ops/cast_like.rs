@@ -1,18 +1,21 @@
 //! CastLike: converts a tensor to the element type of a second one
 //! (<https://onnx.ai/onnx/operators/onnx__CastLike.html>).
 //!
-//! Opset 15 introduced the op; later versions added element types and, as Cast, the float8-only
-//! `saturate` (19) and `round_mode` (24). The conversion is Cast's, among the same types.
+//! Opset 15 introduced the op; later versions added element types and, as Cast, `saturate` (19,
+//! for float8 targets) and `round_mode` (24, for e8m0). The conversion is Cast's, among the same
+//! types, code types included.
 
 use std::ops::RangeInclusive;
 
-use crate::ops::cast::cast;
+use crate::ops::cast::{cast_with, parse_rounding, Rounding};
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
 use crate::value::Value;
 
 /// `output = input` converted to the dtype of `target_type`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CastLike;
+pub struct CastLike {
+    pub rounding: Rounding,
+}
 
 impl Operator for CastLike {
     const OP_TYPE: &'static str = "CastLike";
@@ -20,13 +23,12 @@ impl Operator for CastLike {
     const ATTRIBUTES: &'static [&'static str] = &["saturate", "round_mode"];
 
     fn parse(node: &NodeContext<'_>) -> Result<Self, OpError> {
-        crate::ops::cast::parse_float8_attributes(node)?;
-        Ok(CastLike)
+        Ok(CastLike { rounding: parse_rounding(node)? })
     }
 
     fn eval(&self, mut inputs: Inputs) -> Result<Vec<Value>, OpError> {
         let (input, target) = (inputs.take(0)?, inputs.take(1)?);
-        Ok(vec![cast(input, target.dtype())?])
+        Ok(vec![cast_with(input, target.dtype(), self.rounding)?])
     }
 }
 

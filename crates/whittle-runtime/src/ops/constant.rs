@@ -10,7 +10,7 @@ use std::ops::RangeInclusive;
 use whittle_ir::{AttrValue, Tensor};
 
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
-use crate::value::{burn_dtype, Value};
+use crate::value::{held_dtype, Value};
 
 /// `output = value`.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +47,7 @@ impl Operator for Constant {
             _ => return Err(wrong_type()),
         };
         let value = built.map_err(|err| OpError::attribute(name, err.to_string()))?;
-        if burn_dtype(value.dtype).is_none() || value.bytes().is_none() {
+        if held_dtype(value.dtype).is_none() || value.bytes().is_none() {
             return Err(OpError::attribute(name, format!("dtype {} is not supported by the runtime", value.dtype)));
         }
         Ok(Constant { value })

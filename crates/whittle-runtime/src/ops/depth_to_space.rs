@@ -37,7 +37,7 @@ pub(crate) fn rearrange(x: Value, split: [usize; 6], perm: [usize; 6], output: [
     let x = x.reshape(&split)?;
     let permuted = match x.kind() {
         ElementKind::Float => Value::from_float(x.float::<6>()?.permute(perm), dtype)?,
-        ElementKind::Int => Value::from_int(x.int::<6>()?.permute(perm), dtype)?,
+        ElementKind::Int => Value::from_int(x.typed::<6, burn_tensor::Int>()?.permute(perm), dtype)?,
         ElementKind::Bool => fail!("bool tensors are not supported"),
     };
     permuted.reshape(&output)

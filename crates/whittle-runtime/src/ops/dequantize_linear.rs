@@ -5,10 +5,11 @@
 //! scales and float8 inputs; 21 `block_size` (blocked scales) and 16-bit and 4-bit inputs; 23
 //! `output_dtype` and float4; 24, 25 and 28 only add types. The integer semantics never changed, so
 //! one implementation covers them all, each attribute accepted from the opset that defines it.
-//! Inputs are u8, i8, u16, i16 or i32; float8, float4, float6 and sub-byte ones cannot reach the
-//! op, since burn has no such dtype and their tensors are refused when loaded. The arithmetic is
-//! f32, as in the reference implementation, then converted to `output_dtype`, else to the scale's
-//! dtype.
+//! Inputs are u8, i8, u16, i16, i32, u4, i4, u2, i2, float8 or float4 (the code types decode
+//! exactly to f32); float8 and float4 zero points must be zero, as the spec requires (the reference
+//! checks it for float8); float6 inputs are refused when their tensors are loaded. The arithmetic
+//! is f32, as in the reference implementation, then converted to `output_dtype`, else to the
+//! scale's dtype.
 
 use std::ops::RangeInclusive;
 
@@ -16,7 +17,8 @@ use whittle_ir::DataType;
 
 use crate::broadcast::{arithmetic, Arithmetic};
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
-use crate::quant::{attribute_since, float_type_attribute, quantization_parameter, to_float};
+use crate::codes::{code_storage, is_float_code};
+use crate::quant::{attribute_since, float_type_attribute, quantization_parameter, require_zero, to_float};
 use crate::value::{ElementKind, Value};
 
 /// `y = (x - x_zero_point) * x_scale`.
@@ -53,8 +55,9 @@ impl Operator for DequantizeLinear {
 
     fn eval(&self, mut inputs: Inputs) -> Result<Vec<Value>, OpError> {
         let (x, scale, zero_point) = (inputs.take(0)?, inputs.take(1)?, inputs.take_optional(2));
-        if !matches!(x.dtype(), DataType::U8 | DataType::I8 | DataType::U16 | DataType::I16 | DataType::I32) {
-            fail!("x must be u8, i8, u16, i16 or i32, got {}", x.dtype());
+        let code = code_storage(x.dtype()).is_some() && x.dtype() != DataType::F8E8M0;
+        if !code && !matches!(x.dtype(), DataType::U8 | DataType::I8 | DataType::U16 | DataType::I16 | DataType::I32) {
+            fail!("x must be u8, i8, u16, i16, i32, u4, i4, u2, i2, float8 or float4, got {}", x.dtype());
         }
         if scale.kind() != ElementKind::Float {
             fail!("x_scale must be a float tensor, got {}", scale.dtype());
@@ -66,15 +69,22 @@ impl Operator for DequantizeLinear {
             if zero_point.dtype() != x.dtype() {
                 fail!("x_zero_point must be {} like x, got {}", x.dtype(), zero_point.dtype());
             }
-            if zero_point.shape() != scale.shape() {
+            // One-element parameters are per tensor whatever their shape; the backend tests pair a
+            // [1] zero point with a scalar scale.
+            if zero_point.shape() != scale.shape() && (zero_point.element_count(), scale.element_count()) != (1, 1) {
                 fail!("x_zero_point {:?} and x_scale {:?} must have one shape", zero_point.shape(), scale.shape());
             }
         }
         let output = self.output_dtype.unwrap_or(scale.dtype());
         let shape = x.shape().to_vec();
         let scale = quantization_parameter(scale, &shape, self.axis, self.block_size, "x_scale")?;
+        let float_codes = is_float_code(x.dtype());
         let x = to_float(x, DataType::F32)?;
         let centered = match zero_point {
+            Some(zero_point) if float_codes => {
+                require_zero(zero_point, "x_zero_point")?;
+                x
+            }
             Some(zero_point) => {
                 let zero_point = quantization_parameter(zero_point, &shape, self.axis, self.block_size, "x_zero_point")?;
                 arithmetic(Arithmetic::Sub, x, to_float(zero_point, DataType::F32)?)?
@@ -126,6 +136,20 @@ mod tests {
     }
 
     #[test]
+    fn code_type_inputs_decode_exactly() {
+        // uint4 [15, 0, 9] with zero point 8, scale 0.5: [3.5, -4, 0.5].
+        let x = code_value(DataType::U4, &[3], &[0x0f, 0x09]);
+        let out = run(&node("DequantizeLinear", 3, 1, vec![]), 21, vec![x, f32_value(&[], &[0.5]), code_value(DataType::U4, &[], &[0x08])]);
+        assert_close(&out[0], &[3], &[3.5, -4.0, 0.5]);
+        // E4M3FN 0x30 = 0.5 and 0x7e = 448, scale 2; a float8 zero point must be zero.
+        let x = || code_value(DataType::F8E4M3FN, &[2], &[0x30, 0x7e]);
+        let out = run(&node("DequantizeLinear", 2, 1, vec![]), 21, vec![x(), f32_value(&[], &[2.0])]);
+        assert_close(&out[0], &[2], &[1.0, 896.0]);
+        let err = try_run(&node("DequantizeLinear", 3, 1, vec![]), 21, vec![x(), f32_value(&[], &[2.0]), code_value(DataType::F8E4M3FN, &[], &[0x01])]);
+        assert_eq!(err.unwrap_err(), "x_zero_point of type f8e4m3fn must be zero");
+    }
+
+    #[test]
     fn mismatched_inputs_are_errors() {
         let dequantize = node("DequantizeLinear", 3, 1, vec![]);
         let err = try_run(&dequantize, 21, vec![int_value(DataType::U8, &[1], &[1]), f32_value(&[], &[1.0]), int_value(DataType::I8, &[], &[0])]);
@@ -133,6 +157,6 @@ mod tests {
         let err = try_run(&dequantize, 21, vec![int_value(DataType::U8, &[2, 2], &[1; 4]), f32_value(&[3], &[1.0; 3]), int_value(DataType::U8, &[3], &[0; 3])]);
         assert_eq!(err.unwrap_err(), "x_scale [3] must be a scalar or have one value per index of axis 1 of x [2, 2] (2)");
         let err = try_run(&node("DequantizeLinear", 2, 1, vec![]), 21, vec![f32_value(&[1], &[1.0]), f32_value(&[], &[1.0])]);
-        assert_eq!(err.unwrap_err(), "x must be u8, i8, u16, i16 or i32, got f32");
+        assert_eq!(err.unwrap_err(), "x must be u8, i8, u16, i16, i32, u4, i4, u2, i2, float8 or float4, got f32");
     }
 }

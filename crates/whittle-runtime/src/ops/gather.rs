@@ -62,7 +62,7 @@ impl Operator for Gather {
                 Value::from_float(tensor.select(axis, index), dtype)?
             }
             ElementKind::Int => {
-                let tensor = data.int::<D>()?;
+                let tensor = data.typed::<D, Int>()?;
                 let index = Tensor::<1, Int>::from_data(TensorData::new(positions, [count]), (&tensor.device(), DType::I64));
                 Value::from_int(tensor.select(axis, index), dtype)?
             }

@@ -145,6 +145,7 @@ ops! {
     and::And,
     arg_max::ArgMax,
     arg_min::ArgMin,
+    attention::Attention,
     average_pool::AveragePool,
     batch_normalization::BatchNormalization,
     bit_shift::BitShift,
@@ -227,6 +228,7 @@ ops! {
     relu::Relu,
     reshape::Reshape,
     resize::Resize,
+    rms_normalization::RmsNormalization,
     round::Round,
     scan::Scan,
     selu::Selu,
@@ -628,6 +630,16 @@ pub(crate) mod test_support {
     }
 
     /// The elements of a bool value; panics on other dtypes.
+    /// A value of a code type (float8, float4, 4- and 2-bit integers) from its packed ONNX bytes.
+    pub fn code_value(dtype: DataType, dims: &[i64], packed: &[u8]) -> Value {
+        Value::from_ir(&whittle_ir::Tensor::from_bytes("t", dtype, dims.to_vec(), packed.to_vec()).unwrap(), &device()).unwrap()
+    }
+
+    /// The packed ONNX bytes of a value, as it downloads.
+    pub fn packed_bytes(value: &Value) -> Vec<u8> {
+        value.to_ir("t").unwrap().bytes().unwrap().to_vec()
+    }
+
     pub fn bools(value: &Value) -> Vec<bool> {
         assert_eq!(value.dtype(), DataType::Bool);
         value.to_ir("t").unwrap().bytes().unwrap().iter().map(|&byte| byte != 0).collect()
@@ -735,6 +747,26 @@ mod tests {
 
     use super::gemm::Gemm;
     use super::Op;
+
+    #[test]
+    fn data_movement_carries_codes_and_arithmetic_refuses_them() {
+        use whittle_ir::{AttrValue, DataType};
+
+        use super::test_support::*;
+        // E5M2 [[1, 2], [4, -inf]] transposed, concatenated and gathered keeps its codes.
+        let x = || code_value(DataType::F8E5M2, &[2, 2], &[0x3c, 0x40, 0x44, 0xfc]);
+        let transposed = run(&node("Transpose", 1, 1, vec![]), 21, vec![x()]).remove(0);
+        assert_eq!(packed_bytes(&transposed), vec![0x3c, 0x44, 0x40, 0xfc]);
+        let joined = run(&node("Concat", 2, 1, vec![("axis", AttrValue::Int(0))]), 21, vec![x(), transposed]).remove(0);
+        assert_eq!(joined.shape(), &[4, 2]);
+        let gathered = run(&node("Gather", 2, 1, vec![]), 21, vec![joined, i64_value(&[1], &[1])]).remove(0);
+        assert_eq!(gathered.shape(), &[1, 2]);
+        assert_eq!(packed_bytes(&gathered), vec![0x44, 0xfc]);
+        let err = try_run(&node("Add", 2, 1, vec![]), 21, vec![x(), x()]).unwrap_err();
+        assert!(err.contains("f8e5m2 elements are stored as codes"), "{err}");
+        let err = try_run(&node("Relu", 1, 1, vec![]), 21, vec![code_value(DataType::I4, &[1], &[0x01])]).unwrap_err();
+        assert!(err.contains("i4 elements are stored as codes"), "{err}");
+    }
 
     #[test]
     fn from_node_fills_spec_defaults_and_keeps_unknown_ops_opaque() {

@@ -6,9 +6,11 @@
 //! 16-bit and 4-bit outputs; 23 `precision` (the dtype of the division) and float4; 24, 25 and 28
 //! only add types (float8e8m0 scales, 2-bit and float6 outputs). The integer semantics never
 //! changed, so one implementation covers them all, each attribute accepted from the opset that
-//! defines it. Outputs are u8, i8, u16 or i16; float8, float4, float6 and sub-byte outputs are
-//! refused since burn has no such dtype: an `output_dtype` naming one at plan time, a zero point
-//! of one when its tensor is loaded. Rounding is half to even. The division is done in
+//! defines it. Outputs are u8, i8, u16, i16, u4, i4, u2, i2 (rounding half to even, then
+//! saturating), float8 (rounding to nearest even with `saturate`, as Cast) and float4 (always
+//! saturating); float8 and float4 zero points must be zero, as the spec requires. float6 outputs
+//! are refused: an `output_dtype` naming one at plan time, a zero point of one when its tensor is
+//! loaded. The division is done in
 //! `precision`'s dtype, else the scale's (the rule since 23; before, x and the scale share one type),
 //! as the ONNX reference implementation does; ONNX Runtime 1.31 divides f16 by f16 in f32, so an
 //! f16 quotient that rounds to a tie can come out one step apart (checked on random f16 data).
@@ -18,7 +20,10 @@ use std::ops::RangeInclusive;
 use whittle_ir::DataType;
 
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
-use crate::quant::{attribute_since, float_type_attribute, quantization_parameter, quantize, quantized_type_attribute, to_float};
+use crate::codes::is_float_code;
+use crate::quant::{
+    attribute_since, float_type_attribute, quantization_parameter, quantize, quantize_to_float_code, quantized_type_attribute, to_float,
+};
 use crate::value::{ElementKind, Value};
 
 /// `y = saturate(round(x / y_scale) + y_zero_point)`.
@@ -33,6 +38,8 @@ pub struct QuantizeLinear {
     pub precision: Option<DataType>,
     /// Opset 10 defines scalar scales only.
     pub per_tensor_only: bool,
+    /// Whether float8 outputs saturate (opset 19's `saturate`).
+    pub saturate: bool,
 }
 
 impl Operator for QuantizeLinear {
@@ -46,8 +53,6 @@ impl Operator for QuantizeLinear {
         attribute_since(node, "block_size", 21)?;
         attribute_since(node, "output_dtype", 21)?;
         attribute_since(node, "precision", 23)?;
-        // saturate only changes float8 outputs, which are refused; it is still validated.
-        node.flag("saturate", true)?;
         let block_size = node.int("block_size", 0)?;
         if block_size < 0 {
             return Err(OpError::attribute("block_size", format!("must be 0 or more, found {block_size}")));
@@ -66,6 +71,7 @@ impl Operator for QuantizeLinear {
             output_dtype,
             precision,
             per_tensor_only: node.opset < 13,
+            saturate: node.flag("saturate", true)?,
         })
     }
 
@@ -89,7 +95,9 @@ impl Operator for QuantizeLinear {
             (None, None) => DataType::U8,
         };
         if let Some(zero_point) = &zero_point {
-            if zero_point.shape() != scale.shape() {
+            // One-element parameters are per tensor whatever their shape; the backend tests pair a
+            // [1] zero point with a scalar scale.
+            if zero_point.shape() != scale.shape() && (zero_point.element_count(), scale.element_count()) != (1, 1) {
                 fail!("y_zero_point {:?} and y_scale {:?} must have one shape", zero_point.shape(), scale.shape());
             }
         }
@@ -98,7 +106,12 @@ impl Operator for QuantizeLinear {
         let scale = quantization_parameter(scale, &shape, self.axis, self.block_size, "y_scale")?;
         let zero_point =
             zero_point.map(|zero_point| quantization_parameter(zero_point, &shape, self.axis, self.block_size, "y_zero_point")).transpose()?;
-        let y = quantize(to_float(x, division)?, to_float(scale, division)?, zero_point, dtype)?;
+        let (x, scale) = (to_float(x, division)?, to_float(scale, division)?);
+        let y = if is_float_code(dtype) {
+            quantize_to_float_code(x, scale, zero_point, dtype, self.saturate)?
+        } else {
+            quantize(x, scale, zero_point, dtype)?
+        };
         Ok(vec![y])
     }
 }
@@ -164,9 +177,34 @@ mod tests {
     }
 
     #[test]
+    fn int4_outputs_saturate_to_their_range_and_pack() {
+        // rint(x) + 1 = [-19, -1, 3, 21] clamps to [-8, -1, 3, 7]; the zero point is int4 1.
+        let x = f32_value(&[4], &[-20.0, -1.5, 2.5, 20.0]);
+        let zero_point = code_value(DataType::I4, &[], &[0x01]);
+        let out = run(&node("QuantizeLinear", 3, 1, vec![]), 21, vec![x, f32_value(&[], &[1.0]), zero_point]);
+        assert_eq!(out[0].dtype(), DataType::I4);
+        assert_eq!(packed_bytes(&out[0]), vec![0xf8, 0x73]);
+    }
+
+    #[test]
+    fn float8_outputs_round_like_cast_with_saturate() {
+        // x / 2 = [0.5, 500, -500]: 0.5 is 0x30; 500 rounds to 512, past 448, so it saturates to
+        // 0x7e, or is NaN (0x7f) without saturation.
+        let x = || f32_value(&[3], &[1.0, 1000.0, -1000.0]);
+        let zero = || code_value(DataType::F8E4M3FN, &[], &[0x00]);
+        let out = run(&node("QuantizeLinear", 3, 1, vec![]), 21, vec![x(), f32_value(&[], &[2.0]), zero()]);
+        assert_eq!(packed_bytes(&out[0]), vec![0x30, 0x7e, 0xfe]);
+        let quantize = node("QuantizeLinear", 3, 1, vec![("saturate", AttrValue::Int(0))]);
+        let out = run(&quantize, 21, vec![x(), f32_value(&[], &[2.0]), zero()]);
+        assert_eq!(packed_bytes(&out[0]), vec![0x30, 0x7f, 0xff]);
+        let err = try_run(&node("QuantizeLinear", 3, 1, vec![]), 21, vec![x(), f32_value(&[], &[2.0]), code_value(DataType::F8E4M3FN, &[], &[0x38])]);
+        assert_eq!(err.unwrap_err(), "y_zero_point of type f8e4m3fn must be zero");
+    }
+
+    #[test]
     fn bad_attributes_and_shapes_are_errors() {
-        let err = parse(&node("QuantizeLinear", 2, 1, vec![("output_dtype", AttrValue::Int(17))]), 21, &[]).unwrap_err();
-        assert!(err.to_string().contains("quantizing to f8e4m3fn (code 17) is not implemented"), "{err}");
+        let err = parse(&node("QuantizeLinear", 2, 1, vec![("output_dtype", AttrValue::Int(24))]), 24, &[]).unwrap_err();
+        assert!(err.to_string().contains("quantizing to f8e8m0 (code 24) is not implemented"), "{err}");
         let err = parse(&node("QuantizeLinear", 2, 1, vec![("block_size", AttrValue::Int(2))]), 19, &[]).unwrap_err();
         assert!(err.to_string().contains("is defined from opset 21, the model imports opset 19"), "{err}");
         let err = parse(&node("QuantizeLinear", 2, 1, vec![("precision", AttrValue::Int(6))]), 23, &[]).unwrap_err();

@@ -83,7 +83,7 @@ impl Operator for Split {
                     Value::from_float(part, dtype)?
                 }
                 ElementKind::Int => {
-                    let tensor = x.clone().int::<D>()?;
+                    let tensor = x.clone().typed::<D, burn_tensor::Int>()?;
                     let part = if length == 0 { empty_like_along(&tensor, axis) } else { tensor.narrow(axis, start, length) };
                     Value::from_int(part, dtype)?
                 }

@@ -47,7 +47,7 @@ impl Operator for Transpose {
             axes.copy_from_slice(&perm);
             match x.kind() {
                 ElementKind::Float => Value::from_float(x.float::<D>()?.permute(axes), dtype)?,
-                ElementKind::Int => Value::from_int(x.int::<D>()?.permute(axes), dtype)?,
+                ElementKind::Int => Value::from_int(x.typed::<D, burn_tensor::Int>()?.permute(axes), dtype)?,
                 ElementKind::Bool => fail!("Transpose of bool tensors is not implemented"),
             }
         });

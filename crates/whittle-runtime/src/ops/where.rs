@@ -43,7 +43,7 @@ impl Operator for Where {
             let mask = condition.bool::<D>()?.expand(dims);
             match x.kind() {
                 ElementKind::Float => Value::from_float(y.float::<D>()?.expand(dims).mask_where(mask, x.float::<D>()?.expand(dims)), dtype)?,
-                ElementKind::Int => Value::from_int(y.int::<D>()?.expand(dims).mask_where(mask, x.int::<D>()?.expand(dims)), dtype)?,
+                ElementKind::Int => Value::from_int(y.typed::<D, burn_tensor::Int>()?.expand(dims).mask_where(mask, x.typed::<D, burn_tensor::Int>()?.expand(dims)), dtype)?,
                 ElementKind::Bool => Value::from_bool(y.bool::<D>()?.expand(dims).mask_where(mask, x.bool::<D>()?.expand(dims)))?,
             }
         });
