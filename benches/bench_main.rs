@@ -14,5 +14,5 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(name).join("model.onnx")
 }
 
-criterion_group!(benches, onnx_io::load_and_save, models::fixtures, kernels::matmul, kernels::conv);
+criterion_group!(benches, onnx_io::load_and_save, models::fixtures, kernels::matmul, kernels::matmul_integer, kernels::conv);
 criterion_main!(benches);
