@@ -33,5 +33,13 @@ fn timed_runs(session: &Session, feed: &[(String, Tensor)], threads: usize, iter
     .expect("thread pool")
 }
 
-criterion_group!(benches, onnx_io::load_and_save, models::fixtures, kernels::matmul, kernels::conv, fusion::fused_fixtures);
+criterion_group!(
+    benches,
+    onnx_io::load_and_save,
+    models::fixtures,
+    kernels::matmul,
+    kernels::matmul_integer,
+    kernels::conv,
+    fusion::fused_fixtures
+);
 criterion_main!(benches);

@@ -88,3 +88,38 @@ pub fn conv(c: &mut Criterion) {
     }
     group.finish();
 }
+
+/// A u8 or i8 tensor of `dims` with deterministic bytes spread over the type's range.
+fn int8_tensor(name: &str, dtype: DataType, dims: &[i64]) -> Tensor {
+    let count = dims.iter().product::<i64>() as usize;
+    let bytes = (0..count).map(|i| ((i * 7919) % 251) as u8).collect();
+    Tensor::from_bytes(name, dtype, dims.to_vec(), bytes).expect("int8 tensor")
+}
+
+/// MatMulInteger (u8 activations x constant i8 weights, both zero points given, as whittle's int8-dynamic
+/// models write it) at MatMul's sizes, so `kernel/matmul_integer/S` reads against `kernel/matmul/S`: the
+/// int8 kernel (rten-gemm's VNNI GEMM, weights packed at plan time) should beat the f32 one.
+pub fn matmul_integer(c: &mut Criterion) {
+    let mut group = c.benchmark_group("kernel/matmul_integer");
+    for (m, k, n) in [(1, 784, 512), (8, 64, 128), (64, 256, 256), (256, 256, 256)] {
+        let graph = Graph {
+            name: "kernel".into(),
+            nodes: vec![Node::new("mm", "MatMulInteger", &["x", "w", "x_zero", "w_zero"], &["y"])],
+            inputs: vec![ValueInfo::new("x", Some(Type::tensor(DataType::U8, Some(Shape::known(&[m, k])))))],
+            outputs: vec![ValueInfo::new("y", Some(Type::tensor(DataType::I32, Some(Shape::known(&[m, n])))))],
+            initializers: vec![
+                int8_tensor("w", DataType::I8, &[k, n]),
+                Tensor::from_bytes("x_zero", DataType::U8, vec![], vec![128]).expect("zero point"),
+                Tensor::from_bytes("w_zero", DataType::I8, vec![], vec![0]).expect("zero point"),
+            ],
+            ..Graph::default()
+        };
+        let session = Session::new(&Model::new(graph, 10, 18), &RuntimeOptions::default()).expect("kernel graph plans");
+        let feed = vec![("x".to_string(), int8_tensor("x", DataType::U8, &[m, k]))];
+        group.throughput(Throughput::Elements((2 * m * k * n) as u64));
+        group.bench_function(BenchmarkId::from_parameter(format!("{m}x{k}x{n}")), |b| {
+            b.iter(|| session.run(feed.clone()).expect("run"))
+        });
+    }
+    group.finish();
+}

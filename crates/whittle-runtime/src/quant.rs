@@ -4,10 +4,13 @@
 //!
 //! [`integer_matmul`] is the one place where integer products are computed: MatMulInteger and
 //! QLinearMatMul call it directly, ConvInteger and QLinearConv through [`integer_conv`], which
-//! lowers the convolution to it by im2col. A fast u8/i8 x u8/i8 -> i32 kernel replaces its body
-//! and nothing else. For now it widens both operands to int32 burn tensors, subtracts the zero
-//! points and multiplies with burn's integer matmul (on flex: int32 accumulation that wraps on
-//! overflow, which ONNX allows: "the accumulation may overflow if and only if in 32 bits").
+//! lowers the convolution to it by im2col. On burn-flex, with an exact int8 kernel for the CPU
+//! (AVX-512 VNNI here), it runs on rten-gemm's u8 x i8 -> i32 GEMM (`kernels::int8`), every dtype
+//! pair mapped onto it by a 128 shift, MatMulInteger's constant B packed at plan time. Elsewhere (other
+//! devices, a CPU whose kernel may saturate, zero points varying over the batch) it widens both
+//! operands to int32 burn tensors, subtracts the zero points and multiplies with burn's integer
+//! matmul. Both accumulate in int32, wrapping on overflow, which ONNX allows: "the accumulation may
+//! overflow if and only if in 32 bits"; so both give the same result bit for bit.
 //!
 //! Float arithmetic follows ONNX Runtime, which the interop tests compare against bit for bit:
 //! quantization divides in the scale's dtype (or the `precision` attribute's), rounds half to even
@@ -20,6 +23,7 @@ use whittle_ir::DataType;
 
 use crate::broadcast::{arithmetic, Arithmetic};
 use crate::codes::{code_storage, is_float_code, narrow_integer_range};
+use crate::kernels::int8::{self, ConstantIntRhs};
 use crate::ops::cast::{cast_with, to_burn_type, Rounding};
 use crate::ops::{fail, normalize_axis, NodeContext, OpError};
 use crate::spatial::Resolved;
@@ -289,6 +293,18 @@ fn check_operand(name: &str, operand: &Value, zero_point: Option<&Value>) -> Res
 /// that of the operand or 1: per tensor (all 1s), per row of `a` (`[..., M, 1]`) or per column of
 /// `b` (`[..., 1, N]`). The result is `[batch..., M, N]` int32.
 pub(crate) fn integer_matmul(a: Value, a_zero: Option<Value>, b: Value, b_zero: Option<Value>) -> Result<Value, OpError> {
+    integer_matmul_packed(a, a_zero, b, b_zero, None)
+}
+
+/// [`integer_matmul`] with `b`'s packing for the int8 kernel, when `b` is a constant packed at plan
+/// time (used only when it fits `b`'s dtype and shape).
+pub(crate) fn integer_matmul_packed(
+    a: Value,
+    a_zero: Option<Value>,
+    b: Value,
+    b_zero: Option<Value>,
+    packed: Option<&ConstantIntRhs>,
+) -> Result<Value, OpError> {
     check_operand("A", &a, a_zero.as_ref())?;
     check_operand("B", &b, b_zero.as_ref())?;
     let (a_shape, b_shape) = (a.shape(), b.shape());
@@ -300,11 +316,98 @@ pub(crate) fn integer_matmul(a: Value, a_zero: Option<Value>, b: Value, b_zero: 
     if a_shape[rank - 1] != b_shape[rank - 2] || !batch_fits {
         fail!("integer product operands {a_shape:?} and {b_shape:?} do not multiply");
     }
+    if let Some(product) = kernel_matmul(&a, a_zero.as_ref(), &b, b_zero.as_ref(), packed)? {
+        return Ok(product);
+    }
     Ok(with_rank!(rank, D => {
         let a = centered::<D>(a, a_zero)?;
         let b = centered::<D>(b, b_zero)?;
         Value::from_int(a.matmul(b), DataType::I32)?
     }))
+}
+
+/// A checked integer product on the int8 kernel (`kernels::int8`); `None` where it does not apply
+/// (no exact kernel for this CPU, not flex, an empty product, zero points that vary over the batch)
+/// and burn computes it instead.
+fn kernel_matmul(
+    a: &Value,
+    a_zero: Option<&Value>,
+    b: &Value,
+    b_zero: Option<&Value>,
+    packed: Option<&ConstantIntRhs>,
+) -> Result<Option<Value>, OpError> {
+    let Some(executor) = int8::executor() else { return Ok(None) };
+    let (a_shape, b_shape) = (a.shape().to_vec(), b.shape().to_vec());
+    let rank = a_shape.len();
+    let (m, k, n) = (a_shape[rank - 2], a_shape[rank - 1], b_shape[rank - 1]);
+    let (batch_a, batch_b) = (&a_shape[..rank - 2], &b_shape[..rank - 2]);
+    let varies_over_batch =
+        |zero: Option<&Value>| zero.is_some_and(|zero| zero.shape()[..rank - 2].iter().any(|&size| size != 1));
+    if m * k * n == 0 || varies_over_batch(a_zero) || varies_over_batch(b_zero) {
+        return Ok(None);
+    }
+    let Some((a_bytes, a_signed)) = int8::flex_bytes(a) else { return Ok(None) };
+    let shared_b = batch_b.iter().all(|&size| size == 1);
+    let b_signed = b.dtype() == DataType::I8;
+    let packed = packed.filter(|packed| shared_b && [packed.k, packed.n] == [k, n] && packed.signed == b_signed);
+    let b_values = match packed {
+        Some(_) => None,
+        None => match int8::flex_bytes(b) {
+            Some((bytes, signed)) => Some(int8::rhs_bytes(&bytes, signed)),
+            None => return Ok(None),
+        },
+    };
+    // Zero points of one value or one per row / column, in the kernel's types. An absent one is 0,
+    // which the shift between u8 and i8 makes non-zero: that operand gets one too.
+    let spread = |zero: Option<&Value>, count: usize, shifted: bool| -> Result<Option<Vec<i64>>, OpError> {
+        let values = match zero {
+            Some(zero) => zero.to_i64_vec()?,
+            None if shifted => vec![0],
+            None => return Ok(None),
+        };
+        Ok(Some(if values.len() == count { values } else { vec![values[0]; count] }))
+    };
+    let a_zero = spread(a_zero, m, a_signed)?.map(|values| int8::lhs_zero(&values, a_signed));
+    let b_zero = spread(b_zero, n, !b_signed)?.map(|values| int8::rhs_zero(&values, b_signed));
+    let a_rows = int8::lhs_bytes(&a_bytes, a_signed);
+    let batch: Vec<usize> = batch_a.iter().zip(batch_b).map(|(&x, &y)| x.max(y)).collect();
+    let entries: usize = batch.iter().product();
+    let mut out = vec![0i32; entries * m * n];
+    let rhs = |t: usize| match (packed, &b_values) {
+        (Some(packed), _) => int8::Rhs::Packed(packed.packed.get()),
+        (None, Some(values)) => int8::Rhs::Matrix(&values[t * k * n..(t + 1) * k * n]),
+        (None, None) => int8::Rhs::Matrix(&[]),
+    };
+    if shared_b {
+        // Every batch entry multiplies the same B: one product of all their rows.
+        let rows = entries * m;
+        let a_zero = a_zero.map(|zero| zero.repeat(entries));
+        int8::gemm(executor, &mut out, &a_rows, a_zero.as_deref(), rhs(0), b_zero.as_deref(), [rows, k, n])?;
+    } else {
+        for (t, out) in out.chunks_exact_mut(m * n).enumerate() {
+            let (ta, tb) = (broadcast_entry(t, &batch, batch_a), broadcast_entry(t, &batch, batch_b));
+            let a_entry = &a_rows[ta * m * k..(ta + 1) * m * k];
+            int8::gemm(executor, out, a_entry, a_zero.as_deref(), rhs(tb), b_zero.as_deref(), [m, k, n])?;
+        }
+    }
+    let mut shape = batch;
+    shape.extend([m, n]);
+    int8::output(out, &shape).map(Some)
+}
+
+/// The entry of an operand with batch axes `operand` (each the output's size or 1) that output batch
+/// entry `t` of `batch` reads.
+fn broadcast_entry(t: usize, batch: &[usize], operand: &[usize]) -> usize {
+    let (mut rest, mut entry, mut stride) = (t, 0, 1);
+    for (&size, &own) in batch.iter().zip(operand).rev() {
+        let index = rest % size;
+        rest /= size;
+        if own != 1 {
+            entry += index * stride;
+        }
+        stride *= own;
+    }
+    entry
 }
 
 /// `x - zero_point` widened to int32.

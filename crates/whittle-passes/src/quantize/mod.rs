@@ -303,9 +303,10 @@ pub fn quantize(input: &Path, output: &Path, options: &QuantizeOptions) -> Resul
         if after.p50_ms >= before.p50_ms {
             notes.push(match options.mode.half_type() {
                 None => format!(
-                    "INT8 is not faster than fp32 in whittle's runtime here (p50 {:.3} ms vs {:.3} ms): the runtime runs \
-                     QuantizeLinear/DequantizeLinear and MatMulInteger/ConvInteger as written, on burn's generic kernels; \
-                     fused integer kernels for these patterns are not built yet. ONNX Runtime fuses them into its own.",
+                    "INT8 is not faster than fp32 in whittle's runtime here (p50 {:.3} ms vs {:.3} ms): its integer \
+                     products run on an int8 GEMM (u8 x i8 VNNI where the CPU has it), but QuantizeLinear/DequantizeLinear \
+                     and the Cast/Mul/Add around MatMulInteger and ConvInteger still run as separate ops; fusing them \
+                     into the integer kernels is not built yet. ONNX Runtime fuses these patterns into its own.",
                     after.p50_ms, before.p50_ms
                 ),
                 Some(half) => format!(

@@ -21,6 +21,7 @@
 pub(crate) mod conv;
 pub(crate) mod elementwise;
 pub(crate) mod gemm;
+pub(crate) mod int8;
 
 use burn_flex::{Flex, FlexTensor};
 use burn_tensor::{Float, Tensor, TensorData};

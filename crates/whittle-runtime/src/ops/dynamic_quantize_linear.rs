@@ -12,6 +12,7 @@ use std::ops::RangeInclusive;
 
 use whittle_ir::DataType;
 
+use crate::kernels;
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
 use crate::quant::{quantize, upload};
 use crate::value::Value;
@@ -38,24 +39,60 @@ impl Operator for DynamicQuantizeLinear {
         if count == 0 {
             fail!("x {:?} is empty: it has no range to quantize", x.shape());
         }
+        if let Some(outputs) = quantize_on_flex(&x)? {
+            return Ok(outputs);
+        }
         let flat = x.clone().reshape(&[count])?.float::<1>()?;
         let extreme = |tensor: burn_tensor::Tensor<1>| -> Result<f32, OpError> {
             let data = tensor.try_into_data().map_err(|err| OpError::new(format!("reading the range of x failed: {err:?}")))?;
             let values = data.try_to_vec::<f32>().map_err(|err| OpError::new(format!("reading the range of x failed: {err:?}")))?;
             Ok(values[0])
         };
-        let max = extreme(flat.clone().max())?.max(0.0);
-        let min = extreme(flat.min())?.min(0.0);
-        let scale = if max == min { 1.0 } else { max - min } / 255.0;
-        let zero_point = (0.0 - min / scale).clamp(0.0, 255.0).round_ties_even();
-        let scale_tensor = whittle_ir::Tensor::from_f32("y_scale", vec![], &[scale]).map_err(|err| OpError::new(err.to_string()))?;
-        let zero_point_tensor = whittle_ir::Tensor::from_bytes("y_zero_point", DataType::U8, vec![], vec![zero_point as u8])
-            .map_err(|err| OpError::new(err.to_string()))?;
-        let (scale, zero_point) = (upload(&scale_tensor, &x)?, upload(&zero_point_tensor, &x)?);
+        let (scale, zero_point) = range_parameters(extreme(flat.clone().min())?, extreme(flat.max())?);
+        let (scale, zero_point) = parameter_values(scale, zero_point, &x)?;
         let rank = x.rank();
         let y = quantize(x, scale.clone().reshape(&vec![1; rank])?, Some(zero_point.clone().reshape(&vec![1; rank])?), DataType::U8)?;
         Ok(vec![y, scale, zero_point])
     }
+}
+
+/// `(y_scale, y_zero_point)` for data whose extremes are `min` and `max`, in f32.
+fn range_parameters(min: f32, max: f32) -> (f32, f32) {
+    let (min, max) = (min.min(0.0), max.max(0.0));
+    let scale = if max == min { 1.0 } else { max - min } / 255.0;
+    (scale, (0.0 - min / scale).clamp(0.0, 255.0).round_ties_even())
+}
+
+/// The scale and zero point as the op's scalar outputs, next to `x`.
+fn parameter_values(scale: f32, zero_point: f32, x: &Value) -> Result<(Value, Value), OpError> {
+    let scale_tensor = whittle_ir::Tensor::from_f32("y_scale", vec![], &[scale]).map_err(|err| OpError::new(err.to_string()))?;
+    let zero_point_tensor = whittle_ir::Tensor::from_bytes("y_zero_point", DataType::U8, vec![], vec![zero_point as u8])
+        .map_err(|err| OpError::new(err.to_string()))?;
+    Ok((upload(&scale_tensor, x)?, upload(&zero_point_tensor, x)?))
+}
+
+/// The op on a flex f32 x in two passes over its memory (range, then quantization) instead of the
+/// eight burn ops and two host reads of the general path, which cost more than the int8 product
+/// that follows on the small fixtures. The arithmetic is the general path's, element for element
+/// (f32 division, round half to even, zero point added in f32, clamped). `None` off flex and for an x
+/// holding NaN, whose range the general path defines.
+fn quantize_on_flex(x: &Value) -> Result<Option<Vec<Value>>, OpError> {
+    let Some(tensor) = kernels::flex_f32(x) else { return Ok(None) };
+    let values = kernels::contiguous(&tensor);
+    let (mut min, mut max) = (f32::INFINITY, f32::NEG_INFINITY);
+    for &value in values.iter() {
+        if value.is_nan() {
+            return Ok(None);
+        }
+        min = min.min(value);
+        max = max.max(value);
+    }
+    let (scale, zero_point) = range_parameters(min, max);
+    let bytes = values.iter().map(|&value| ((value / scale).round_ties_even() + zero_point).clamp(0.0, 255.0) as u8).collect();
+    let dims = x.shape().iter().map(|&dim| dim as i64).collect();
+    let y = whittle_ir::Tensor::from_bytes("y", DataType::U8, dims, bytes).map_err(|err| OpError::new(err.to_string()))?;
+    let (scale, zero_point) = parameter_values(scale, zero_point, x)?;
+    Ok(Some(vec![upload(&y, x)?, scale, zero_point]))
 }
 
 #[cfg(test)]
@@ -63,6 +100,7 @@ mod tests {
     use whittle_ir::DataType;
 
     use crate::ops::test_support::*;
+    use crate::value::Value;
 
     #[test]
     fn range_includes_zero_and_maps_onto_uint8() {
@@ -90,6 +128,26 @@ mod tests {
         let out = run(&node("DynamicQuantizeLinear", 1, 3, vec![]), 11, vec![f32_value(&[2], &[0.0, 0.0])]);
         assert_close(&out[1], &[], &[1.0 / 255.0]);
         assert_eq!(out[0].to_i64_vec().unwrap(), vec![0, 0]);
+    }
+
+    #[test]
+    fn flex_and_burn_paths_agree_on_halves_and_extremes() {
+        // Values that land on .5 steps of the scale 1 (min -100, max 155), the extremes, and a NaN
+        // that sends the op to burn's path: both paths follow the formula written out here.
+        let mut values: Vec<f32> = (0..64).map(|i| i as f32 * 2.5 - 100.0).collect();
+        values.extend([-100.0, 155.0]);
+        let expected: Vec<i64> = values.iter().map(|&v| ((v / 1.0).round_ties_even() + 100.0).clamp(0.0, 255.0) as i64).collect();
+        let out = run(&node("DynamicQuantizeLinear", 1, 3, vec![]), 11, vec![f32_value(&[2, 33], &values)]);
+        assert_eq!(out[0].shape(), &[2, 33]);
+        assert_eq!(out[2].to_i64_vec().unwrap(), vec![100]);
+        assert_eq!(out[0].to_i64_vec().unwrap(), expected);
+        let transposed = f32_value(&[33, 2], &values).float::<2>().unwrap().transpose();
+        let out = run(&node("DynamicQuantizeLinear", 1, 3, vec![]), 11, vec![Value::from_float(transposed, DataType::F32).unwrap()]);
+        let expected_t: Vec<i64> = (0..66).map(|i| expected[(i % 33) * 2 + i / 33]).collect();
+        assert_eq!(out[0].to_i64_vec().unwrap(), expected_t);
+        let with_nan = f32_value(&[3], &[f32::NAN, -1.0, 3.0]);
+        let out = run(&node("DynamicQuantizeLinear", 1, 3, vec![]), 11, vec![with_nan]);
+        assert_eq!(out[0].shape(), &[3]);
     }
 
     #[test]

@@ -9,20 +9,24 @@ use std::ops::RangeInclusive;
 
 use crate::ops::mat_mul::MatMulLayout;
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
-use crate::quant::integer_matmul;
+use crate::kernels::int8::ConstantIntRhs;
+use crate::quant::integer_matmul_packed;
 use crate::value::Value;
 
 /// `Y = (A - a_zero_point) @ (B - b_zero_point)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MatMulInteger;
+pub struct MatMulInteger {
+    /// B packed for the int8 kernel, when it is a constant u8 or i8 matrix.
+    pub(crate) packed: Option<ConstantIntRhs>,
+}
 
 impl Operator for MatMulInteger {
     const OP_TYPE: &'static str = "MatMulInteger";
     const OPSETS: RangeInclusive<i64> = 10..=super::NEWEST_OPSET;
     const ATTRIBUTES: &'static [&'static str] = &[];
 
-    fn parse(_node: &NodeContext<'_>) -> Result<Self, OpError> {
-        Ok(MatMulInteger)
+    fn parse(node: &NodeContext<'_>) -> Result<Self, OpError> {
+        Ok(MatMulInteger { packed: node.constant_input(1).and_then(ConstantIntRhs::pack) })
     }
 
     fn eval(&self, mut inputs: Inputs) -> Result<Vec<Value>, OpError> {
@@ -31,7 +35,7 @@ impl Operator for MatMulInteger {
         let layout = MatMulLayout::new(a.shape(), b.shape())?;
         let a_zero = a_zero.map(|zero| layout.row_parameter(zero, "a_zero_point")).transpose()?;
         let b_zero = b_zero.map(|zero| layout.column_parameter(zero, "b_zero_point")).transpose()?;
-        let product = integer_matmul(layout.lhs(a)?, a_zero, layout.rhs(b)?, b_zero)?;
+        let product = integer_matmul_packed(layout.lhs(a)?, a_zero, layout.rhs(b)?, b_zero, self.packed.as_ref())?;
         layout.output(product)
     }
 }
