@@ -33,6 +33,11 @@ pub enum PassError {
 
 pub type Result<T, E = PassError> = std::result::Result<T, E>;
 
+/// Wraps a runtime error with the model file it came from, for `map_err`.
+pub(crate) fn runtime_error(path: &std::path::Path) -> impl Fn(whittle_runtime::RuntimeError) -> PassError + '_ {
+    move |error| PassError::Runtime { path: path.to_path_buf(), error: Box::new(error) }
+}
+
 impl From<whittle_eval::EvalError> for PassError {
     fn from(error: whittle_eval::EvalError) -> PassError {
         PassError::Eval(Box::new(error))

@@ -11,7 +11,7 @@ use whittle_metrics::FidelityAccumulator;
 use whittle_onnx::SaveOptions;
 use whittle_runtime::{RuntimeOptions, Session};
 
-use crate::error::{PassError, Result};
+use crate::error::{runtime_error, PassError, Result};
 use crate::filter::NodeFilter;
 use crate::pass::{PassContext, PassRun, DEFAULT_FOLD_MAX_BYTES};
 use crate::tolerance::Tolerance;
@@ -126,10 +126,6 @@ pub fn fuse(input: &Path, output: &Path, options: &FuseOptions) -> Result<FuseRe
     whittle_onnx::check_not_input(input, output)?;
     let loaded = whittle_onnx::load(input)?;
     let original = loaded.model.clone();
-    let runtime_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |error: whittle_runtime::RuntimeError| PassError::Runtime { path: path.clone(), error: Box::new(error) }
-    };
     let file_bytes = whittle_eval::model_file_bytes(input, &loaded)?;
     let mut fused = loaded.model;
     let (passes, tolerance) = match optimize(&mut fused, options) {

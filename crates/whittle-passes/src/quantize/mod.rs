@@ -25,7 +25,7 @@ pub use whittle_quant::{CalibrationMethod, QuantType};
 pub use half::{convert_to_half, HalfReport, BLOCKED as HALF_BLOCKED};
 pub use qdq::{find_layers, insert_qdq, Kept, Layer, QdqOptions, QuantizedLayer, QUANTIZABLE};
 
-use crate::error::{PassError, Result};
+use crate::error::{runtime_error, PassError, Result};
 use crate::filter::NodeFilter;
 use crate::fuse::{optimize, FuseOptions};
 
@@ -553,10 +553,6 @@ fn with_layer_outputs(model: &Model, layers: &[Layer]) -> Model {
 
 fn find<'t>(run: &'t [(String, Tensor)], name: &str) -> Option<&'t Tensor> {
     run.iter().find(|(output, _)| output == name).map(|(_, tensor)| tensor)
-}
-
-fn runtime_error(path: &Path) -> impl Fn(whittle_runtime::RuntimeError) -> PassError + '_ {
-    move |error| PassError::Runtime { path: path.to_path_buf(), error: Box::new(error) }
 }
 
 impl QuantizeReport {

@@ -177,57 +177,19 @@ pub(crate) mod tests {
             let (a, b) = (ramp(m * k, 0.1), ramp(k * n, 0.05));
             let expected = reference(&a, &b, m, k, n);
             let b_t = transpose(&b, k, n);
-            let mut out = vec![f32::NAN; m * n];
-            gemm(
-                &mut out,
-                GemmInputA::Unpacked(matrix(&a, m, k, false)),
-                GemmInputB::Unpacked(matrix(&b, k, n, false)),
-                1.0,
-                0.0,
-                None,
-                None,
-            )
-            .unwrap();
-            assert_near(&out, &expected);
-            let mut out = vec![f32::NAN; m * n];
-            gemm(
-                &mut out,
-                GemmInputA::Unpacked(matrix(&a, m, k, false)),
-                GemmInputB::Unpacked(matrix(&b_t, k, n, true)),
-                1.0,
-                0.0,
-                None,
-                None,
-            )
-            .unwrap();
-            assert_near(&out, &expected);
-            for packed in [pack_b(&b, k, n, false), pack_b(&b_t, k, n, true)] {
+            let product = |a: GemmInputA<'_, f32>, b: GemmInputB<'_, f32>| {
                 let mut out = vec![f32::NAN; m * n];
-                gemm(
-                    &mut out,
-                    GemmInputA::Unpacked(matrix(&a, m, k, false)),
-                    GemmInputB::Packed(packed.get()),
-                    1.0,
-                    0.0,
-                    None,
-                    None,
-                )
-                .unwrap();
-                assert_near(&out, &expected);
+                gemm(&mut out, a, b, 1.0, 0.0, None, None).unwrap();
+                out
+            };
+            let unpacked_a = || GemmInputA::Unpacked(matrix(&a, m, k, false));
+            assert_near(&product(unpacked_a(), GemmInputB::Unpacked(matrix(&b, k, n, false))), &expected);
+            assert_near(&product(unpacked_a(), GemmInputB::Unpacked(matrix(&b_t, k, n, true))), &expected);
+            for packed in [pack_b(&b, k, n, false), pack_b(&b_t, k, n, true)] {
+                assert_near(&product(unpacked_a(), GemmInputB::Packed(packed.get())), &expected);
             }
             let packed_a = pack_a(&a, m, k);
-            let mut out = vec![0.0; m * n];
-            gemm(
-                &mut out,
-                GemmInputA::Packed(packed_a.get()),
-                GemmInputB::Unpacked(matrix(&b, k, n, false)),
-                1.0,
-                0.0,
-                None,
-                None,
-            )
-            .unwrap();
-            assert_near(&out, &expected);
+            assert_near(&product(GemmInputA::Packed(packed_a.get()), GemmInputB::Unpacked(matrix(&b, k, n, false))), &expected);
         }
     }
 
