@@ -261,43 +261,26 @@ pub(crate) fn fits_offsets(x_shape: [usize; 4], w_shape: [usize; 4], window: &Wi
 mod tests {
     use super::*;
     use crate::kernels::gemm::tests::{assert_near, ramp};
+    use crate::ops::test_support::reference_conv2d;
 
     /// Direct convolution in f64 over `x [n, c, h, w]` and `weights [m, c / group, kh, kw]`.
     fn reference(conv: &Conv2d<'_>, weights: &[f32]) -> Vec<f64> {
-        let ([n, c, h, w], [m, cg, kh, kw]) = (conv.x_shape, conv.w_shape);
         let [_, _, oh, ow] = conv.output_shape();
         let Window2d { strides, dilations, padding, .. } = conv.window;
-        let mg = m / conv.group;
-        let mut out = vec![0.0; n * m * oh * ow];
-        for b in 0..n {
-            for f in 0..m {
-                let g = f / mg;
-                for i in 0..oh {
-                    for j in 0..ow {
-                        let mut sum = conv.bias.map_or(0.0, |bias| f64::from(bias[f]));
-                        for ci in 0..cg {
-                            for a in 0..kh {
-                                for d in 0..kw {
-                                    let y = (i * strides[0] + a * dilations[0]) as isize - padding[0].0 as isize;
-                                    let z = (j * strides[1] + d * dilations[1]) as isize - padding[1].0 as isize;
-                                    if y < 0 || z < 0 || y >= h as isize || z >= w as isize {
-                                        continue;
-                                    }
-                                    let xi = ((b * c + g * cg + ci) * h + y as usize) * w + z as usize;
-                                    let wi = ((f * cg + ci) * kh + a) * kw + d;
-                                    sum += f64::from(conv.x[xi]) * f64::from(weights[wi]);
-                                }
-                            }
-                        }
-                        if conv.activation == Some(Activation::Relu) {
-                            sum = sum.max(0.0);
-                        }
-                        out[((b * m + f) * oh + i) * ow + j] = sum;
-                    }
-                }
-            }
+        let out = reference_conv2d(
+            conv.x_shape,
+            conv.w_shape,
+            [oh, ow],
+            strides,
+            dilations,
+            [padding[0].0, padding[1].0],
+            |f| conv.bias.map_or(0.0, |bias| f64::from(bias[f])),
+            |xi, wi, _| f64::from(conv.x[xi]) * f64::from(weights[wi]),
+        );
+        match conv.activation {
+            Some(Activation::Relu) => out.into_iter().map(|v| v.max(0.0)).collect(),
+            None => out,
         }
-        out
     }
 
     /// `(x shape, w shape, group, strides, dilations, pads (top, bottom), (left, right), bias, relu)`.

@@ -213,33 +213,16 @@ mod tests {
         let extent = |k: usize| (k - 1) * dilation + 1;
         let oh = (h + 2 * pad.0 - extent(kh)) / stride + 1;
         let ow = (w + 2 * pad.1 - extent(kw)) / stride + 1;
-        let (cg, mg) = (c / group, m / group);
-        let mut out = vec![0.0; n * m * oh * ow];
-        for b in 0..n {
-            for f in 0..m {
-                let g = f / mg;
-                for i in 0..oh {
-                    for j in 0..ow {
-                        let mut sum = f64::from(bias.get(f).copied().unwrap_or(0.0));
-                        for ci in 0..cg {
-                            for a in 0..kh {
-                                for d in 0..kw {
-                                    let y = (i * stride + a * dilation) as isize - pad.0 as isize;
-                                    let z = (j * stride + d * dilation) as isize - pad.1 as isize;
-                                    if y < 0 || z < 0 || y >= h as isize || z >= w as isize {
-                                        continue;
-                                    }
-                                    let xi = ((b * c + g * cg + ci) * h + y as usize) * w + z as usize;
-                                    let wi = ((f * cg + ci) * kh + a) * kw + d;
-                                    sum += f64::from(x[xi]) * f64::from(weights[wi]);
-                                }
-                            }
-                        }
-                        out[((b * m + f) * oh + i) * ow + j] = sum;
-                    }
-                }
-            }
-        }
+        let out = reference_conv2d(
+            [n, c, h, w],
+            [m, c / group, kh, kw],
+            [oh, ow],
+            [stride; 2],
+            [dilation; 2],
+            [pad.0, pad.1],
+            |f| f64::from(bias.get(f).copied().unwrap_or(0.0)),
+            |xi, wi, _| f64::from(x[xi]) * f64::from(weights[wi]),
+        );
         (out, [n, m, oh, ow])
     }
 

@@ -739,6 +739,52 @@ pub(crate) mod test_support {
             assert!((f64::from(a) - e).abs() <= tolerance, "element {index}: got {a}, expected {e}\nall: {actual:?}");
         }
     }
+
+    /// The loop nest of a naive direct 2-D convolution, for the reference results of the conv
+    /// tests: `x [n, c, h, w]` with `w_shape [m, c / group, kh, kw]`, output `[n, m, oh, ow]`, top
+    /// and left padding `pads`. Each output starts at `init(f)` (`f` its output channel) and adds
+    /// `product(xi, wi, f)` for every tap inside the image, `xi` and `wi` being flat indices into
+    /// the input and the weights.
+    #[allow(clippy::too_many_arguments)]
+    pub fn reference_conv2d<T: Copy + std::ops::AddAssign>(
+        [n, c, h, w]: [usize; 4],
+        [m, cg, kh, kw]: [usize; 4],
+        [oh, ow]: [usize; 2],
+        strides: [usize; 2],
+        dilations: [usize; 2],
+        pads: [usize; 2],
+        init: impl Fn(usize) -> T,
+        product: impl Fn(usize, usize, usize) -> T,
+    ) -> Vec<T> {
+        let group = c / cg;
+        let mg = m / group;
+        let mut out = Vec::with_capacity(n * m * oh * ow);
+        for b in 0..n {
+            for f in 0..m {
+                let g = f / mg;
+                for i in 0..oh {
+                    for j in 0..ow {
+                        let mut sum = init(f);
+                        for ci in 0..cg {
+                            for a in 0..kh {
+                                for d in 0..kw {
+                                    let y = (i * strides[0] + a * dilations[0]) as isize - pads[0] as isize;
+                                    let z = (j * strides[1] + d * dilations[1]) as isize - pads[1] as isize;
+                                    if y < 0 || z < 0 || y >= h as isize || z >= w as isize {
+                                        continue;
+                                    }
+                                    let xi = ((b * c + g * cg + ci) * h + y as usize) * w + z as usize;
+                                    sum += product(xi, ((f * cg + ci) * kh + a) * kw + d, f);
+                                }
+                            }
+                        }
+                        out.push(sum);
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
