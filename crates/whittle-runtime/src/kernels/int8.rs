@@ -75,15 +75,29 @@ pub(crate) fn rhs_zero(values: &[i64], signed: bool) -> Vec<i8> {
     values.iter().map(|&value| (value - if signed { 0 } else { 128 }) as i8).collect()
 }
 
-/// The bytes of a u8 or i8 value on flex in row-major order (copied once when it is a strided
-/// view), with whether it is signed; `None` for other dtypes and devices.
-pub(crate) fn flex_bytes(value: &Value) -> Option<(Vec<u8>, bool)> {
+/// The bytes of a u8 or i8 value on flex in row-major order, in place (flex's `Arc` over its memory;
+/// copied once only when the value is a strided view).
+pub(crate) struct FlexBytes {
+    tensor: FlexTensor,
+    range: (usize, usize),
+}
+
+impl std::ops::Deref for FlexBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.tensor.bytes()[self.range.0..self.range.1]
+    }
+}
+
+/// [`FlexBytes`] of a u8 or i8 value, with whether it is signed; `None` for other dtypes and devices.
+pub(crate) fn flex_bytes(value: &Value) -> Option<(FlexBytes, bool)> {
     let signed = signed(value.dtype())?;
     let tensor: FlexTensor =
         with_rank!(value.burn_rank(), D => value.clone().int::<D>().ok()?.try_into_primitive::<Flex>().ok())?;
-    let contiguous = if tensor.layout().contiguous_offsets().is_some() { tensor } else { tensor.to_contiguous() };
-    let (start, end) = contiguous.layout().contiguous_offsets()?;
-    Some((contiguous.bytes()[start..end].to_vec(), signed))
+    let tensor = if tensor.layout().contiguous_offsets().is_some() { tensor } else { tensor.to_contiguous() };
+    let range = tensor.layout().contiguous_offsets()?;
+    Some((FlexBytes { tensor, range }, signed))
 }
 
 /// A kernel's i32 output buffer as a value of `shape` on flex, without copying it.
