@@ -114,6 +114,9 @@ pub struct BenchArgs {
     /// their cargo features).
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     pub device: String,
+    /// Also time every step and print where the time goes, per op type and for the slowest nodes.
+    #[arg(long)]
+    pub profile: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

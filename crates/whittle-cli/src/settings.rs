@@ -140,6 +140,12 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<(BenchData, BenchOptions)> {
         runtime: runtime_options(&args.device)?,
         threads: args.threads,
         latency: LatencyOptions { warmup: args.warmup, budget },
+        // As many profiled runs as timed ones, within reason: a step's median needs a few runs, not
+        // thousands.
+        profile_runs: args.profile.then(|| match budget {
+            Budget::Iterations(count) => count.clamp(1, 200),
+            Budget::Seconds(_) => 100,
+        }),
     };
     Ok((data, options))
 }

@@ -12,6 +12,7 @@ use crate::compare::{human_bytes, model_file_bytes};
 use crate::error::{EvalError, Result};
 use crate::latency::{measure, with_threads, Latency, LatencyOptions};
 use crate::memory::PeakMemory;
+use crate::profile::{profile, Profile};
 use crate::synthetic::{synthetic_feed, InputShapes};
 
 /// Where the benchmark's feed comes from.
@@ -29,6 +30,8 @@ pub struct BenchOptions {
     pub runtime: RuntimeOptions,
     pub threads: Option<usize>,
     pub latency: LatencyOptions,
+    /// Also time each step over this many runs (after the timed ones) and report the breakdown.
+    pub profile_runs: Option<usize>,
 }
 
 /// One fed input, as the report lists it.
@@ -53,6 +56,9 @@ pub struct BenchReport {
     pub latency: Latency,
     /// Peak resident memory of the process while the model was planned and run, where the system reports it.
     pub peak_memory: Option<PeakMemory>,
+    /// Per-op-type and per-step times, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
 }
 
 /// Plans the model at `path`, then times it on one feed.
@@ -72,9 +78,14 @@ pub fn bench(path: &Path, data: &BenchData, options: &BenchOptions) -> Result<Be
         }
     };
     let runtime_error = |source| EvalError::Runtime { path: path.to_path_buf(), error: Box::new(source) };
-    let latency = with_threads(options.threads, || -> Result<Latency> {
+    let (latency, profile) = with_threads(options.threads, || -> Result<(Latency, Option<Profile>)> {
         let session = Session::new(&loaded.model, &options.runtime).map_err(runtime_error)?;
-        measure(&session, &feed, &options.latency).map_err(runtime_error)
+        let latency = measure(&session, &feed, &options.latency).map_err(runtime_error)?;
+        let profile = match options.profile_runs {
+            Some(runs) => Some(profile(&session, &feed, runs).map_err(runtime_error)?),
+            None => None,
+        };
+        Ok((latency, profile))
     })??;
     Ok(BenchReport {
         model: path.to_path_buf(),
@@ -88,6 +99,7 @@ pub fn bench(path: &Path, data: &BenchData, options: &BenchOptions) -> Result<Be
             .collect(),
         latency,
         peak_memory: PeakMemory::read(reset),
+        profile,
     })
 }
 
@@ -123,6 +135,9 @@ impl BenchReport {
             None => {
                 let _ = writeln!(out, "peak memory not reported by this system");
             }
+        }
+        if let Some(profile) = &self.profile {
+            out.push_str(&profile.to_text(10));
         }
         out
     }

@@ -13,6 +13,7 @@ mod compare;
 mod error;
 mod latency;
 mod memory;
+mod profile;
 mod synthetic;
 
 pub use bench::{bench, BenchData, BenchOptions, BenchReport, FedInput};
@@ -21,4 +22,5 @@ pub use compare::{compare, human_bytes, model_file_bytes, CompareOptions, Compar
 pub use error::{EvalError, Result};
 pub use latency::{measure, with_threads, Budget, Latency, LatencyOptions};
 pub use memory::PeakMemory;
+pub use profile::{profile, OpTime, Profile, StepProfile};
 pub use synthetic::{synthetic_feed, InputShapes};

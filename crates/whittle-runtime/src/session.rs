@@ -1,6 +1,7 @@
 //! Sessions: a planned model on a device, run on host tensors.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use burn_tensor::Device;
 use whittle_ir::{DimValue, HostValue, Model, Shape, Tensor};
@@ -68,6 +69,26 @@ impl Session {
     /// Like [`Session::run`], with outputs of any kind: tensors (string tensors included), and the
     /// sequences and maps that classic-ML ops produce.
     pub fn run_values(&self, feeds: Vec<(String, Tensor)>) -> Result<Vec<(String, HostValue)>> {
+        self.run_inner(feeds, None)
+    }
+
+    /// Like [`Session::run`], timing each step of the main graph (a control-flow node's time includes
+    /// its subgraphs). The times are wall-clock around each op's evaluation; on an asynchronous
+    /// device (wgpu) an op may return before its kernels finish, so they mean little there.
+    pub fn run_profiled(&self, feeds: Vec<(String, Tensor)>) -> Result<(Vec<(String, Tensor)>, Vec<StepTime>)> {
+        let mut times = Vec::with_capacity(self.plan.graph.steps.len());
+        let outputs = self.run_inner(feeds, Some(&mut times))?;
+        let tensors = outputs
+            .into_iter()
+            .filter_map(|(name, value)| match value {
+                HostValue::Tensor(tensor) => Some((name, tensor)),
+                _ => None,
+            })
+            .collect();
+        Ok((tensors, times))
+    }
+
+    fn run_inner(&self, feeds: Vec<(String, Tensor)>, times: Option<&mut Vec<StepTime>>) -> Result<Vec<(String, HostValue)>> {
         let graph = &self.plan.graph;
         let mut slots: Vec<Option<Entry>> = vec![None; graph.slot_count];
         for (slot, value) in &graph.constants {
@@ -78,7 +99,7 @@ impl Session {
                 .map_err(|err| RuntimeError::BadValue { value: input.name.clone(), reason: err.reason })?;
             slots[input.slot] = Some(Entry::Tensor(value));
         }
-        execute(graph, &mut slots, &self.device)?;
+        execute(graph, &mut slots, &self.device, times)?;
         graph
             .outputs
             .iter()
@@ -162,8 +183,9 @@ impl Session {
 
 /// Evaluates the steps of `graph` on `slots`, which hold its constants and inputs; ops that make
 /// values from nothing (Constant) make them on `device`.
-fn execute(graph: &GraphPlan, slots: &mut [Option<Entry>], device: &Device) -> Result<()> {
+fn execute(graph: &GraphPlan, slots: &mut [Option<Entry>], device: &Device, mut times: Option<&mut Vec<StepTime>>) -> Result<()> {
     for step in &graph.steps {
+        let started = times.is_some().then(Instant::now);
         let node_error =
             |reason: String| RuntimeError::Node { node: step.label.clone(), op: step.kernel.op_type().to_string(), reason };
         let entries: Vec<Option<Entry>> = step
@@ -202,8 +224,24 @@ fn execute(graph: &GraphPlan, slots: &mut [Option<Entry>], device: &Device) -> R
                 slots[*slot] = Some(value);
             }
         }
+        if let (Some(times), Some(started)) = (times.as_deref_mut(), started) {
+            times.push(StepTime {
+                node: step.label.clone(),
+                op_type: step.kernel.op_type().to_string(),
+                elapsed: started.elapsed(),
+            });
+        }
     }
     Ok(())
+}
+
+/// How long one step of a profiled run took. A step is one node, or several the planner fused
+/// into one kernel (then `node` is the first node's label and `op_type` its op's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepTime {
+    pub node: String,
+    pub op_type: String,
+    pub elapsed: Duration,
 }
 
 impl Body {
@@ -224,7 +262,7 @@ impl Body {
         for (&slot, value) in self.inputs.iter().zip(inputs) {
             slots[slot] = Some(Entry::Tensor(value));
         }
-        execute(&self.graph, &mut slots, &self.device).map_err(|err| OpError::new(format!("in {}: {err}", self.name)))?;
+        execute(&self.graph, &mut slots, &self.device, None).map_err(|err| OpError::new(format!("in {}: {err}", self.name)))?;
         self.graph
             .outputs
             .iter()
