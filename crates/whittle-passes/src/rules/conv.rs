@@ -1,6 +1,7 @@
 //! Fusions into Conv, ConvTranspose and Gemm weights: BatchNormalization folded into the layer
 //! before it, per-channel Add and Mul by constants folded into Conv bias and weights, and a
-//! zero Pad folded into the pads of Conv or AveragePool.
+//! constant Pad folded into the pads of Conv, AveragePool or MaxPool (see [`pad_into_window`] for
+//! when that is exact).
 
 use whittle_ir::{AttrValue, DataType, Node, Tensor};
 
@@ -15,7 +16,7 @@ pub const RULES: &[Rule] = &[
     Rule { name: "batchnorm-into-conv", op_types: &["BatchNormalization"], apply: batchnorm_into_weights },
     Rule { name: "add-into-conv-bias", op_types: &["Add"], apply: add_into_conv_bias },
     Rule { name: "mul-into-conv-weights", op_types: &["Mul"], apply: mul_into_conv_weights },
-    Rule { name: "pad-into-window", op_types: &["Conv", "AveragePool"], apply: pad_into_window },
+    Rule { name: "pad-into-window", op_types: &["Conv", "AveragePool", "MaxPool"], apply: pad_into_window },
 ];
 
 /// f32 elements of a constant, as f64 for the arithmetic.
@@ -212,28 +213,55 @@ fn fold_per_channel(
     Some(patch)
 }
 
-/// The pads of a Pad node that pads with zeros, as `[begin..., end...]` over all axes.
-fn zero_pads(view: &GraphView<'_>, pad: &Node) -> Option<Vec<i64>> {
+/// The pads of a constant-mode Pad node, as `[begin..., end...]` over all axes, and the value it
+/// pads with.
+fn constant_pads(view: &GraphView<'_>, pad: &Node) -> Option<(Vec<i64>, f32)> {
     if attr_string(pad, "mode").is_some_and(|mode| mode != b"constant") {
         return None;
     }
     if view.context.opset < 11 {
-        if attr_float(pad, "value").unwrap_or(0.0) != 0.0 {
-            return None;
-        }
-        return attr_ints(pad, "pads").or_else(|| attr_ints(pad, "paddings"));
+        let value = attr_float(pad, "value").unwrap_or(0.0);
+        return Some((attr_ints(pad, "pads").or_else(|| attr_ints(pad, "paddings"))?, value));
     }
     // Opset 18's axes input names which axes the pads cover; only the full form is folded.
     if pad.inputs.get(3).is_some_and(|axes| !axes.is_empty()) {
         return None;
     }
-    if let Some(value) = pad.inputs.get(2).filter(|value| !value.is_empty()) {
-        let value = view.constant(value)?.to_f32_vec()?;
-        if value.iter().any(|&v| v != 0.0) {
-            return None;
-        }
+    let value = match pad.inputs.get(2).filter(|value| !value.is_empty()) {
+        Some(value) => match view.constant(value)?.to_f32_vec()?[..] {
+            [value] => value,
+            _ => return None,
+        },
+        None => 0.0,
+    };
+    Some((constant_ints(view.constant(pad.inputs.get(1)?)?)?, value))
+}
+
+/// Whether every element of `value` is known to be `>= 0` (or NaN) from the op producing it.
+fn non_negative(view: &GraphView<'_>, value: &str) -> bool {
+    view.producer(value).is_some_and(|(_, node)| matches!(node.op_type.as_str(), "Relu" | "Sigmoid" | "Softmax" | "Abs"))
+}
+
+/// Whether MaxPool `node` ignoring pads `pads` (`[begin..., end...]` over spatial axes) computes what
+/// it computes on the input padded with `value`: padded elements never win a max when they are
+/// `-inf`, or `0` below non-negative inputs, as long as every window still covers one real element
+/// (a pad at most the dilated kernel's reach, `(k - 1) * d`). ceil_mode's extra windows are defined
+/// differently on padded and real elements, and Indices would index the padded tensor: both refused.
+fn max_pool_accepts(view: &GraphView<'_>, node: &Node, pad_input: &str, pads: &[i64], value: f32) -> bool {
+    let ignorable = value == f32::NEG_INFINITY || (value == 0.0 && non_negative(view, pad_input));
+    if !ignorable || attr_int(node, "ceil_mode").unwrap_or(0) != 0 || node.outputs.get(1).is_some_and(|out| !out.is_empty()) {
+        return false;
     }
-    constant_ints(view.constant(pad.inputs.get(1)?)?)
+    let Some(kernel) = attr_ints(node, "kernel_shape") else { return false };
+    let spatial = kernel.len();
+    let dilations = attr_ints(node, "dilations").unwrap_or_else(|| vec![1; spatial]);
+    if pads.len() != 2 * spatial || dilations.len() != spatial {
+        return false;
+    }
+    (0..spatial).all(|axis| {
+        let reach = (kernel[axis] - 1) * dilations[axis];
+        pads[axis] <= reach && pads[axis + spatial] <= reach
+    })
 }
 
 fn pad_into_window(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>> {
@@ -250,7 +278,10 @@ fn pad_into_window(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>> 
             return Ok(None);
         }
     }
-    let Some(pads) = zero_pads(view, pad) else { return Ok(None) };
+    let Some((pads, value)) = constant_pads(view, pad) else { return Ok(None) };
+    if node.op_type != "MaxPool" && value != 0.0 {
+        return Ok(None);
+    }
     let rank = pads.len() / 2;
     if rank < 3 || pads.len() != 2 * rank || pads.iter().any(|&p| p < 0) {
         return Ok(None);
@@ -268,6 +299,9 @@ fn pad_into_window(view: &GraphView<'_>, index: usize) -> Result<Option<Patch>> 
         merged_pads[axis] += pads[axis + 2];
         merged_pads[axis + spatial] += pads[rank + axis + 2];
     }
+    if node.op_type == "MaxPool" && !max_pool_accepts(view, node, &pad.inputs[0], &merged_pads, value) {
+        return Ok(None);
+    }
     let mut fused = node.clone();
     fused.inputs[0] = pad.inputs[0].clone();
     set_attr(&mut fused, "pads", AttrValue::Ints(merged_pads));
@@ -282,7 +316,7 @@ mod tests {
     use whittle_ir::{Attribute, Node};
 
     use super::*;
-    use crate::rules::tests::{check, graph, ramp};
+    use crate::rules::tests::{check, graph, ramp, scalar_f32};
 
     fn conv_graph(tail: Vec<Node>, extra: Vec<Tensor>) -> whittle_ir::Graph {
         let mut nodes = vec![Node::new("conv", "Conv", &["x", "w", "b"], &["c"])];
@@ -370,5 +404,45 @@ mod tests {
         g.initializers[0] = Tensor::from_i64("pads", vec![8], &[0, 1, 0, 0, 0, 0, 0, 0]).unwrap();
         g.initializers[2] = ramp("w", &[3, 3, 3, 3], 0.1);
         check(g, "fuse-conv", &["pad-into-window"], "nodes 3: Pad Conv AveragePool");
+    }
+
+    /// Relu -> Pad(value) -> MaxPool(kernel 3x3, `extra` attributes), with pads `pads` on H and W.
+    fn relu_pad_pool(value: f32, pads: [i64; 2], extra: Vec<Attribute>) -> whittle_ir::Graph {
+        let relu = Node::new("relu", "Relu", &["x"], &["r"]);
+        let pad = Node::new("pad", "Pad", &["r", "pads", "value"], &["p"]);
+        let mut pool = Node::new("pool", "MaxPool", &["p"], &["y"]);
+        pool.attributes.push(Attribute::new("kernel_shape", AttrValue::Ints(vec![3, 3])));
+        pool.attributes.push(Attribute::new("strides", AttrValue::Ints(vec![2, 2])));
+        pool.attributes.extend(extra);
+        let mut g = graph(vec![relu, pad, pool], &[("x", &[1, 2, 6, 6])], &["y"]);
+        let [begin, end] = pads;
+        g.initializers.push(Tensor::from_i64("pads", vec![8], &[0, 0, begin, begin, 0, 0, end, end]).unwrap());
+        g.initializers.push(scalar_f32("value", value));
+        g
+    }
+
+    #[test]
+    fn pads_that_never_win_the_max_fold_into_max_pool() {
+        // Zero padding under Relu, and -inf padding anywhere, cannot win a window that holds a real
+        // element; the differential check in `check` runs both graphs on the same inputs.
+        check(relu_pad_pool(0.0, [1, 1], vec![]), "fuse-conv", &["pad-into-window"], "nodes 2: Relu MaxPool");
+        check(relu_pad_pool(f32::NEG_INFINITY, [2, 1], vec![]), "fuse-conv", &["pad-into-window"], "nodes 2: Relu MaxPool");
+        // A non-zero pad value could win the max; a pad beyond the kernel's reach leaves windows of
+        // padding only; ceil_mode and an Indices output are refused.
+        check(relu_pad_pool(0.5, [1, 1], vec![]), "fuse-conv", &[], "nodes 3: Relu Pad MaxPool");
+        check(relu_pad_pool(0.0, [3, 0], vec![]), "fuse-conv", &[], "nodes 3: Relu Pad MaxPool");
+        let ceil = vec![Attribute::new("ceil_mode", AttrValue::Int(1))];
+        check(relu_pad_pool(0.0, [1, 1], ceil), "fuse-conv", &[], "nodes 3: Relu Pad MaxPool");
+        let mut with_indices = relu_pad_pool(0.0, [1, 1], vec![]);
+        with_indices.nodes[2].outputs.push("indices".into());
+        with_indices.outputs.push(whittle_ir::ValueInfo::new("indices", None));
+        check(with_indices, "fuse-conv", &[], "nodes 3: Relu Pad MaxPool");
+    }
+
+    #[test]
+    fn zero_padding_of_possibly_negative_values_stays_before_max_pool() {
+        let mut g = relu_pad_pool(0.0, [1, 1], vec![]);
+        g.nodes[0].op_type = "Tanh".into();
+        check(g, "fuse-conv", &[], "nodes 3: Tanh Pad MaxPool");
     }
 }
