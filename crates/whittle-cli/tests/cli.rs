@@ -405,6 +405,40 @@ fn bench_reports_ordered_percentiles_for_the_requested_runs() {
 }
 
 #[test]
+fn bench_profile_accounts_for_every_step() {
+    let output = whittle(&[
+        "bench",
+        fixture("digits_cnn").to_str().unwrap(),
+        "--iters",
+        "3",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--profile",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let profile = &report["profile"];
+    assert_eq!(profile["runs"], 3);
+    // The CNN's Conv nodes each run as one step (BatchNormalization and Relu may be fused into them
+    // by the planner), so Conv is listed with two steps, and per-op totals add up to the total.
+    let ops = profile["ops"].as_array().unwrap();
+    let conv = ops.iter().find(|op| op["op_type"] == "Conv").unwrap();
+    assert_eq!(conv["steps"], 2);
+    let sum: f64 = ops.iter().map(|op| op["ms"].as_f64().unwrap()).sum();
+    assert!((sum - profile["total_ms"].as_f64().unwrap()).abs() < 1e-9);
+    let steps = profile["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), ops.iter().map(|op| op["steps"].as_u64().unwrap() as usize).sum::<usize>());
+    assert!(steps.iter().any(|step| step["node"] == "node_conv2d_1"));
+    // Without --profile the report has no profile.
+    let output = whittle(&["bench", fixture("digits_cnn").to_str().unwrap(), "--iters", "1", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert!(report.get("profile").is_none());
+}
+
+#[test]
 fn bench_names_bad_options() {
     let model = fixture("digits_mlp");
     let output = whittle(&["bench", model.to_str().unwrap(), "--device", "tpu"]);
