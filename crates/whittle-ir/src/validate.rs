@@ -30,7 +30,9 @@ impl Graph {
         self.validate_in_scope(&HashSet::new())
     }
 
-    fn validate_in_scope(&self, outer: &HashSet<&str>) -> Result<(), IrError> {
+    /// Like [`Graph::validate`] for a subgraph, which may also read the `outer` values of the graphs
+    /// around it.
+    pub fn validate_in_scope(&self, outer: &HashSet<&str>) -> Result<(), IrError> {
         let mut producers: HashMap<&str, String> = HashMap::new();
         // A graph input may share its name with an initializer: the initializer is its default.
         for input in &self.inputs {

@@ -23,6 +23,18 @@ pub fn well_formed(node: &Node) -> bool {
     node.inputs.len() >= required && node.outputs.first().is_some_and(|output| !output.is_empty())
 }
 
+/// Every name `graph` and its subgraphs define: inputs, initializers, node outputs.
+fn defined_names<'a>(graph: &'a Graph, names: &mut HashSet<&'a str>) {
+    names.extend(graph.inputs.iter().map(|input| input.name.as_str()));
+    names.extend(graph.initializers.iter().map(|tensor| tensor.name.as_str()));
+    for node in &graph.nodes {
+        names.extend(node.outputs.iter().filter(|output| !output.is_empty()).map(String::as_str));
+        for subgraph in node.subgraphs() {
+            defined_names(subgraph, names);
+        }
+    }
+}
+
 /// What a rule sees: the graph, its def-use chains, constants and types, and the pass context.
 #[derive(Debug)]
 pub struct GraphView<'a> {
@@ -40,6 +52,13 @@ pub struct GraphView<'a> {
 
 impl<'a> GraphView<'a> {
     pub fn new(graph: &'a Graph, context: &'a PassContext) -> GraphView<'a> {
+        GraphView::in_scope(graph, context, None)
+    }
+
+    /// The view of a subgraph whose enclosing graphs define `outer`: a fresh name must not shadow
+    /// them. (Outer values are not constants here, even where the outer graph has them as
+    /// initializers: a rule sees only what the subgraph itself holds.)
+    pub fn in_scope(graph: &'a Graph, context: &'a PassContext, outer: Option<&'a HashSet<String>>) -> GraphView<'a> {
         let mut producers = HashMap::new();
         let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
         let mut names: HashSet<&str> = HashSet::new();
@@ -85,6 +104,13 @@ impl<'a> GraphView<'a> {
         names.extend(graph_inputs.iter().copied());
         names.extend(graph.initializers.iter().map(|tensor| tensor.name.as_str()));
         names.extend(graph.value_info.iter().map(|info| info.name.as_str()));
+        // Nor may it be a name a nested subgraph defines, which would then shadow the new value.
+        for node in &graph.nodes {
+            for subgraph in node.subgraphs() {
+                defined_names(subgraph, &mut names);
+            }
+        }
+        names.extend(outer.into_iter().flatten().map(String::as_str));
         GraphView { graph, context, producers, readers, graph_inputs, graph_outputs, constants, names, types: OnceCell::new() }
     }
 
