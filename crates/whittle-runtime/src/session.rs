@@ -75,7 +75,7 @@ impl Session {
     /// Like [`Session::run`], timing each step of the main graph (a control-flow node's time includes
     /// its subgraphs). The times are wall-clock around each op's evaluation; on an asynchronous
     /// device (wgpu) an op may return before its kernels finish, so they mean little there.
-    pub fn run_profiled(&self, feeds: Vec<(String, Tensor)>) -> Result<(Vec<(String, Tensor)>, Vec<StepTime>)> {
+    pub fn run_profiled(&self, feeds: Vec<(String, Tensor)>) -> Result<(Outputs, Vec<StepTime>)> {
         let mut times = Vec::with_capacity(self.plan.graph.steps.len());
         let outputs = self.run_inner(feeds, Some(&mut times))?;
         let tensors = outputs
@@ -234,6 +234,9 @@ fn execute(graph: &GraphPlan, slots: &mut [Option<Entry>], device: &Device, mut 
     }
     Ok(())
 }
+
+/// A run's graph outputs, by name, in declaration order.
+pub type Outputs = Vec<(String, Tensor)>;
 
 /// How long one step of a profiled run took. A step is one node, or several the planner fused
 /// into one kernel (then `node` is the first node's label and `op_type` its op's).
