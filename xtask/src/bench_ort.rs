@@ -1,6 +1,11 @@
 //! `cargo xtask bench-ort`: every fixture in whittle's runtime and in ONNX Runtime, on the same samples, in the
 //! same run, at 1 and 2 threads; a table of medians and the ratio whittle / ORT, written to `benches/results/`.
 //!
+//! Each fixture is also fused with `whittle fuse` (at opset 23 where the upgrade is allowed, so GELU and
+//! attention become single ops) and the fused model timed in whittle too: the column that shows whether
+//! fusion lowers latency in whittle's runtime, not only the node count. ORT runs the original, since it
+//! fuses at session creation itself.
+//!
 //! whittle is timed through its release binary (`whittle bench --json`), as users run it; ORT through
 //! `xtask/py/bench_ort.py` in the interop venv. The two alternate per configuration, so a noisy neighbour
 //! on this shared machine slows both sides of a ratio rather than one. Absolute times from one run mean
@@ -23,8 +28,56 @@ struct Row {
     fixture: String,
     batch: usize,
     threads: usize,
-    /// p50 of whittle and of ORT in ms, or why whittle could not run the model.
-    result: Result<(f64, f64), String>,
+    /// p50 in ms of whittle, of whittle on the fused model, and of ORT; or why whittle could not run
+    /// the model.
+    result: Result<Times, String>,
+}
+
+struct Times {
+    whittle: f64,
+    fused: Option<f64>,
+    ort: f64,
+}
+
+/// Fuses `model` into `out` with whittle's default pipeline, at opset 23 when the model can move
+/// there, else at its own opset; `None` when fusing fails (the table then has no fused figure).
+fn fuse(whittle: &Path, model: &Path, out: &Path) -> Option<std::path::PathBuf> {
+    for target in [Some("23"), None] {
+        let mut command = Command::new(whittle);
+        command.arg("fuse").arg(model).arg("-o").arg(out).args(["--iters", "0"]);
+        if let Some(opset) = target {
+            command.args(["--target-opset", opset]);
+        }
+        if command.output().is_ok_and(|output| output.status.success()) {
+            return Some(out.to_path_buf());
+        }
+    }
+    None
+}
+
+/// Times `model` with `whittle bench --json`; the p50 in ms, or the first line of its error.
+fn whittle_p50(
+    whittle: &Path,
+    model: &Path,
+    data: &Path,
+    batch: &str,
+    threads: &str,
+    seconds: &str,
+) -> Result<Result<f64, String>> {
+    let output = Command::new(whittle)
+        .arg("bench")
+        .arg(model)
+        .arg("--data")
+        .arg(data)
+        .args(["--batch", batch, "--threads", threads, "--seconds", seconds, "--json"])
+        .output()
+        .context("cannot start the whittle binary")?;
+    if !output.status.success() {
+        let message = String::from_utf8_lossy(&output.stderr);
+        return Ok(Err(message.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string()));
+    }
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    Ok(Ok(report["latency"]["p50_ms"].as_f64().context("whittle bench printed no p50_ms")?))
 }
 
 pub fn run_all(root: &Path, seconds: f64) -> Result<()> {
@@ -33,39 +86,37 @@ pub fn run_all(root: &Path, seconds: f64) -> Result<()> {
     let whittle = root.join("target/release/whittle");
     let mut rows = Vec::new();
     let mut ort_version = String::new();
+    let fused_dir = root.join("target/bench-ort");
+    std::fs::create_dir_all(&fused_dir)?;
     for fixture in FIXTURES {
         let model = root.join("fixtures").join(fixture).join("model.onnx");
         let data = root.join("fixtures").join(fixture).join("eval.npz");
+        let fused = fuse(&whittle, &model, &fused_dir.join(format!("{fixture}-fused.onnx")));
         for &batch in BATCHES {
             for &threads in THREADS {
                 let (batch_text, threads_text, seconds_text) = (batch.to_string(), threads.to_string(), seconds.to_string());
-                let whittle_run = Command::new(&whittle)
-                    .arg("bench")
-                    .arg(&model)
-                    .arg("--data")
-                    .arg(&data)
-                    .args(["--batch", &batch_text, "--threads", &threads_text, "--seconds", &seconds_text, "--json"])
-                    .output()
-                    .context("cannot start the whittle binary")?;
-                let result = if whittle_run.status.success() {
-                    let report: serde_json::Value = serde_json::from_slice(&whittle_run.stdout)?;
-                    let whittle_p50 = report["latency"]["p50_ms"].as_f64().context("whittle bench printed no p50_ms")?;
-                    let ort_run = Command::new(&python)
-                        .arg(root.join("xtask/py/bench_ort.py"))
-                        .arg(&model)
-                        .arg(&data)
-                        .args(["--batch", &batch_text, "--threads", &threads_text, "--seconds", &seconds_text])
-                        .output()
-                        .context("cannot start python")?;
-                    if !ort_run.status.success() {
-                        bail!("bench_ort.py failed on {fixture}: {}", String::from_utf8_lossy(&ort_run.stderr));
+                let result = match whittle_p50(&whittle, &model, &data, &batch_text, &threads_text, &seconds_text)? {
+                    Ok(whittle_p50_ms) => {
+                        let fused_p50_ms = match &fused {
+                            Some(fused) => whittle_p50(&whittle, fused, &data, &batch_text, &threads_text, &seconds_text)?.ok(),
+                            None => None,
+                        };
+                        let ort_run = Command::new(&python)
+                            .arg(root.join("xtask/py/bench_ort.py"))
+                            .arg(&model)
+                            .arg(&data)
+                            .args(["--batch", &batch_text, "--threads", &threads_text, "--seconds", &seconds_text])
+                            .output()
+                            .context("cannot start python")?;
+                        if !ort_run.status.success() {
+                            bail!("bench_ort.py failed on {fixture}: {}", String::from_utf8_lossy(&ort_run.stderr));
+                        }
+                        let report: serde_json::Value = serde_json::from_slice(&ort_run.stdout)?;
+                        ort_version = report["onnxruntime"].as_str().unwrap_or_default().to_string();
+                        let ort = report["p50_ms"].as_f64().context("bench_ort.py printed no p50_ms")?;
+                        Ok(Times { whittle: whittle_p50_ms, fused: fused_p50_ms, ort })
                     }
-                    let report: serde_json::Value = serde_json::from_slice(&ort_run.stdout)?;
-                    ort_version = report["onnxruntime"].as_str().unwrap_or_default().to_string();
-                    Ok((whittle_p50, report["p50_ms"].as_f64().context("bench_ort.py printed no p50_ms")?))
-                } else {
-                    let message = String::from_utf8_lossy(&whittle_run.stderr);
-                    Err(message.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string())
+                    Err(reason) => Err(reason),
                 };
                 let row = Row { fixture: fixture.to_string(), batch, threads, result };
                 eprintln!("{}", format_row(&row));
@@ -89,11 +140,23 @@ pub fn publish(root: &Path, relative: &str, text: &str) -> Result<()> {
 
 fn format_row(row: &Row) -> String {
     match &row.result {
-        Ok((whittle, ort)) => {
-            format!("| {} | {} | {} | {:.4} | {:.4} | {:.2} |", row.fixture, row.batch, row.threads, whittle, ort, whittle / ort)
+        Ok(Times { whittle, fused, ort }) => {
+            let (fused_ms, fused_ratio) = match fused {
+                Some(fused) => (format!("{fused:.4}"), format!("{:.2}", fused / ort)),
+                None => ("-".to_string(), "-".to_string()),
+            };
+            format!(
+                "| {} | {} | {} | {:.4} | {fused_ms} | {:.4} | {:.2} | {fused_ratio} |",
+                row.fixture,
+                row.batch,
+                row.threads,
+                whittle,
+                ort,
+                whittle / ort
+            )
         }
         Err(reason) => {
-            format!("| {} | {} | {} | - | - | not run: {} |", row.fixture, row.batch, row.threads, reason.replace('|', "/"))
+            format!("| {} | {} | {} | - | - | - | not run: {} | |", row.fixture, row.batch, row.threads, reason.replace('|', "/"))
         }
     }
 }
@@ -104,10 +167,13 @@ fn table(rows: &[Row], machine: &str, ort_version: &str, seconds: f64) -> String
         "Machine: {machine}. ONNX Runtime {ort_version} (CPUExecutionProvider, default graph optimizations, \
          intra-op threads as listed, inter-op 1). whittle: release build, burn-flex. Same samples (the first BATCH \
          of each fixture's eval.npz), {seconds} s of timed runs per cell after 5 warm-up runs, both sides \
-         alternating in one run of `cargo xtask bench-ort`. Ratio = whittle / ORT (below 1.0: whittle is faster).\n\n"
+         alternating in one run of `cargo xtask bench-ort`. Ratio = whittle / ORT (below 1.0: whittle is faster). \
+         Fused: the model `whittle fuse` writes (opset 23 where the model can move there), timed in whittle; ORT \
+         runs the original, which it fuses itself at session creation.\n\n"
     ));
     text.push_str(
-        "| fixture | batch | threads | whittle p50 ms | ORT p50 ms | ratio |\n| --- | ---: | ---: | ---: | ---: | ---: |\n",
+        "| fixture | batch | threads | whittle p50 ms | whittle fused p50 ms | ORT p50 ms | ratio | fused ratio |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for row in rows {
         text.push_str(&format_row(row));
