@@ -26,8 +26,9 @@ tasks:
                the tests of xtask/conformance-passing-wgpu.txt only; --update runs all (or FILTER's)
                and rewrites that list
   bench-ort [--seconds S]
-               time every fixture in whittle (release build) and in ONNX Runtime at 1 and 2 threads,
-               batch 1 and 8; print medians and the ratio, write benches/results/bench-ort.md
+               time every fixture in whittle (release build, original and `whittle fuse`d) and in
+               ONNX Runtime at 1 and 2 threads, batch 1 and 8; print medians and the ratios, write
+               benches/results/bench-ort.md
   quant-vs-ort whittle's int8-static and int8-dynamic beside ONNX Runtime's quantize_static and
                quantize_dynamic on the fixtures: size, accuracy and latency in ORT; writes
                benches/results/quant-vs-ort.md
