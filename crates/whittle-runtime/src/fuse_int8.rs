@@ -23,9 +23,17 @@
 //! sums them in f32) and bit for bit in the dynamic one (the same f32 operations in the same order:
 //! `f32(accumulator) * (x_scale * w_scale)`, then `+ bias`).
 //!
-//! Why: before this step INT8 models ran 2 to 4 times slower than fp32 in whittle, since every Q, DQ
-//! (of the weights too, on every run), Cast and Mul was its own step over f32 buffers. Measured
-//! after it: `cargo xtask int8-vs-fp32` (`benches/results/int8-vs-fp32.md`).
+//! Why: before this step every Q, DQ (of the weights too, on every run), Cast and Mul was its own
+//! step over f32 buffers. Measured with `whittle bench --threads 1` (p50, int8 / fp32 of the same
+//! run, before -> after; `cargo xtask int8-vs-fp32` writes the full table to
+//! `benches/results/int8-vs-fp32.md`): digits_mlp static 8.3x -> 1.22x at batch 1 and 7.3x -> 1.13x
+//! at batch 8, dynamic 6.0x -> 1.18x and 4.8x -> 1.22x; digits_cnn static 1.76x -> 0.81x and
+//! 1.69x -> 0.81x, dynamic 1.88x -> 0.80x and 2.02x -> 0.82x; transformer_tiny static 2.26x ->
+//! 1.11x and 1.78x -> 1.04x, dynamic 1.81x -> 0.76x and 2.04x -> 1.28x (the transformer's cells vary
+//! by 0.2 between runs on this shared 2-vCPU machine at load 5-8). What is left: the MLP's layers
+//! cost 2 us each in fp32, as much as a fused layer's fixed costs (quantizing its input, four
+//! buffers, the step); in the transformer the fused layers are about a third of a run, the rest
+//! (Erf, Softmax, LayerNormalization, attention products, reshapes) is f32 either way.
 
 use std::borrow::Cow;
 
