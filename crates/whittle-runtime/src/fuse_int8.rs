@@ -55,7 +55,7 @@ enum Product {
     MatMul,
     /// `x [m, k] @ W' [k, n]` (Gemm without transA, alpha 1 and beta 1).
     Gemm,
-    /// A 1-D or 2-D convolution with one group, weights `[filters, channels, kernel...]`.
+    /// A 2-D convolution with one group, weights `[filters, channels, kh, kw]`.
     Conv { conv: Box<Conv>, w_shape: Vec<usize> },
 }
 
@@ -152,11 +152,10 @@ impl Int8Product {
                 let window = resolved.as_2d();
                 let (x4, kernel) = match (&shape[..], &w_shape[..]) {
                     (&[b, c, h, w], &[_, _, kh, kw]) => ([b, c, h, w], [kh, kw]),
-                    (&[b, c, w], &[_, _, kw]) => ([b, c, 1, w], [1, kw]),
-                    _ => fail!("x {shape:?} and W {w_shape:?} are not a 1-D or 2-D convolution"),
+                    _ => fail!("x {shape:?} and W {w_shape:?} are not a 2-D convolution"),
                 };
                 let outputs = resolved.output_sizes(&shape[2..], false);
-                let plane = if outputs.len() == 2 { [outputs[0], outputs[1]] } else { [1, outputs[0]] };
+                let plane = [outputs[0], outputs[1]];
                 let patches = int8::im2col_columns(&bytes, x4, kernel, &window, plane, quant.kernel_zero());
                 let (images, positions) = (shape[0], plane[0] * plane[1]);
                 let columns = images * positions;
@@ -382,8 +381,9 @@ impl<'s, 'a> Matcher<'s, 'a> {
                 (&[k, n], _) => (k, n, false, Product::Gemm),
                 _ => return None,
             },
+            // 2-D only: the 1-D form is not tested here, and keeps ConvInteger/Conv.
             Product::Conv { conv, .. } => {
-                if !(3..=4).contains(&dims.len()) {
+                if dims.len() != 4 {
                     return None;
                 }
                 let depth = dims[1..].iter().product();
@@ -549,7 +549,7 @@ impl<'s, 'a> Matcher<'s, 'a> {
                 _ => return None,
             },
             Product::Conv { conv, .. } => {
-                if !(3..=4).contains(&dims.len()) {
+                if dims.len() != 4 {
                     return None;
                 }
                 let depth = dims[1..].iter().product();
@@ -709,6 +709,8 @@ mod tests {
         per_channel: bool,
         relu: bool,
         bias: bool,
+        /// Conv's stride along both axes.
+        stride: usize,
     }
 
     impl Case {
@@ -779,7 +781,10 @@ mod tests {
             let mut product = Node::new("layer", self.op, &inputs, &[product_out]);
             match self.op {
                 "Gemm" => product.attributes.push(Attribute::new("transB", AttrValue::Int(1))),
-                "Conv" => product.attributes.push(Attribute::new("pads", AttrValue::Ints(vec![1, 1, 1, 1]))),
+                "Conv" => {
+                    product.attributes.push(Attribute::new("pads", AttrValue::Ints(vec![1, 1, 1, 1])));
+                    product.attributes.push(Attribute::new("strides", AttrValue::Ints(vec![self.stride as i64; 2])));
+                }
                 _ => {}
             }
             nodes.push(product);
@@ -829,11 +834,12 @@ mod tests {
                 "Conv" => {
                     let d: Vec<usize> = self.x_dims.iter().map(|&v| v as usize).collect();
                     let wdims: Vec<usize> = self.w_dims.iter().map(|&v| v as usize).collect();
+                    let size = |input: usize| (input + 2 - 3) / self.stride + 1;
                     reference_conv2d(
                         [d[0], d[1], d[2], d[3]],
                         [wdims[0], wdims[1], wdims[2], wdims[3]],
-                        [d[2], d[3]],
-                        [1, 1],
+                        [size(d[2]), size(d[3])],
+                        [self.stride; 2],
                         [1, 1],
                         [1, 1],
                         bias,
@@ -876,6 +882,7 @@ mod tests {
         per_channel: true,
         relu: true,
         bias: true,
+        stride: 1,
     };
 
     fn static_cases() -> Vec<Case> {
@@ -895,6 +902,7 @@ mod tests {
                 ..BASE
             },
             Case { op: "Conv", x_dims: &[2, 3, 5, 4], w_dims: &[4, 3, 3, 3], ..BASE },
+            Case { op: "Conv", x_dims: &[2, 3, 7, 6], w_dims: &[5, 3, 3, 3], stride: 2, ..BASE },
             Case {
                 op: "Conv",
                 x_dims: &[1, 3, 5, 4],
