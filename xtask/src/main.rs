@@ -3,6 +3,7 @@
 mod bench_ort;
 mod compare_onnxsim;
 mod conformance;
+mod int8_vs_fp32;
 mod large_model;
 mod python;
 mod quant_vs_ort;
@@ -29,6 +30,10 @@ tasks:
                time every fixture in whittle (release build, original and `whittle fuse`d) and in
                ONNX Runtime at 1 and 2 threads, batch 1 and 8; print medians and the ratios, write
                benches/results/bench-ort.md
+  int8-vs-fp32 [--seconds S]
+               quantize every fixture (int8-static, int8-dynamic) and time the three models in
+               whittle's runtime (release build) at 1 and 2 threads, batch 1 and 8; print medians and
+               the ratios int8 / fp32, write benches/results/int8-vs-fp32.md
   quant-vs-ort whittle's int8-static and int8-dynamic beside ONNX Runtime's quantize_static and
                quantize_dynamic on the fixtures: size, accuracy and latency in ORT; writes
                benches/results/quant-vs-ort.md
@@ -39,6 +44,15 @@ tasks:
   fixtures     regenerate fixtures/: models with torch and scikit-learn (downloads several GB the first
                time), format fixtures with the onnx package
 ";
+
+/// The value of the task's `--seconds S` option, or `default`.
+fn seconds_option(default: f64) -> Result<f64> {
+    let rest: Vec<String> = std::env::args().skip(2).collect();
+    Ok(match rest.iter().position(|arg| arg == "--seconds") {
+        Some(index) => rest.get(index + 1).context("--seconds needs a value")?.parse().context("--seconds")?,
+        None => default,
+    })
+}
 
 fn main() -> Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
@@ -69,14 +83,8 @@ fn main() -> Result<()> {
             };
             compare_onnxsim::run(&root, &python)
         }
-        "bench-ort" => {
-            let rest: Vec<String> = std::env::args().skip(2).collect();
-            let seconds = match rest.iter().position(|arg| arg == "--seconds") {
-                Some(index) => rest.get(index + 1).context("--seconds needs a value")?.parse().context("--seconds")?,
-                None => 2.0,
-            };
-            bench_ort::run_all(&root, seconds)
-        }
+        "bench-ort" => bench_ort::run_all(&root, seconds_option(2.0)?),
+        "int8-vs-fp32" => int8_vs_fp32::run_all(&root, seconds_option(1.0)?),
         "conformance" => {
             let rest: Vec<String> = std::env::args().skip(2).collect();
             let (mut mode, mut filter, mut device) = (conformance::Mode::Check, None, None);

@@ -30,16 +30,7 @@ pub fn run_all(root: &Path) -> Result<()> {
         let mut written = Vec::new();
         for (mode, name) in [("int8-static", "whittle-static.onnx"), ("int8-dynamic", "whittle-dynamic.onnx")] {
             let path = out.join(name);
-            let mut command = Command::new(&whittle);
-            command.arg("quantize").arg(dir.join("model.onnx")).arg("-o").arg(&path).args(["--mode", mode]);
-            command.arg("--data").arg(dir.join("eval.npz")).args(["--batch", "64", "--iters", "0", "--json"]);
-            if mode == "int8-static" {
-                command.arg("--calib-data").arg(dir.join("calib.npz"));
-            }
-            let output = command.output().context("cannot start the whittle binary")?;
-            if !output.status.success() {
-                bail!("whittle quantize {mode} failed on {fixture}: {}", String::from_utf8_lossy(&output.stderr));
-            }
+            quantize_fixture(&whittle, &dir, mode, &path, &["--batch", "64"])?;
             written.push(path);
         }
         let output = Command::new(&python)
@@ -84,4 +75,20 @@ pub fn run_all(root: &Path) -> Result<()> {
     text.push_str("| fixture | model | size | accuracy | ORT p50 ms | |\n| --- | --- | ---: | ---: | ---: | --- |\n");
     text.push_str(&rows);
     crate::bench_ort::publish(root, RESULTS, &text)
+}
+
+/// Quantizes the fixture in `dir` with the `whittle` binary in `mode` (calibrated on its calib.npz
+/// for int8-static) into `path`, its latency not measured (`--iters 0`); `extra` are more flags.
+pub fn quantize_fixture(whittle: &Path, dir: &Path, mode: &str, path: &Path, extra: &[&str]) -> Result<()> {
+    let mut command = Command::new(whittle);
+    command.arg("quantize").arg(dir.join("model.onnx")).arg("-o").arg(path).args(["--mode", mode]);
+    command.arg("--data").arg(dir.join("eval.npz")).args(["--iters", "0", "--json"]).args(extra);
+    if mode == "int8-static" {
+        command.arg("--calib-data").arg(dir.join("calib.npz"));
+    }
+    let output = command.output().context("cannot start the whittle binary")?;
+    if !output.status.success() {
+        bail!("whittle quantize {mode} failed on {}: {}", dir.display(), String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(())
 }

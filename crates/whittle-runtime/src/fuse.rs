@@ -66,11 +66,17 @@ pub(crate) fn fuse_activations(steps: &mut Vec<Step>, graph_outputs: &[usize], s
         steps[producer].outputs = steps[consumer].outputs.clone();
         fused_away[consumer] = true;
     }
+    remove_steps(steps, &fused_away)
+}
+
+/// Removes the steps flagged in `removed` (one flag per step), keeping the others' order; returns
+/// how many went. Shared by the planner's fusion steps.
+pub(crate) fn remove_steps(steps: &mut Vec<Step>, removed: &[bool]) -> usize {
     let before = steps.len();
     let mut index = 0;
     steps.retain(|_| {
         index += 1;
-        !fused_away[index - 1]
+        !removed[index - 1]
     });
     before - steps.len()
 }

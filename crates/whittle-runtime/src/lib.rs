@@ -15,6 +15,7 @@ mod control;
 mod device;
 mod error;
 mod fuse;
+mod fuse_int8;
 mod host;
 mod int_input;
 mod kernels;

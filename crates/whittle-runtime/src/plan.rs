@@ -8,7 +8,8 @@
 //! and is dropped when the node returns.
 //!
 //! Before last uses are marked, an activation whose input is produced by a Conv, Gemm or MatMul
-//! with no other reader is fused into that op's kernel (`crate::fuse`).
+//! with no other reader is fused into that op's kernel (`crate::fuse`), then quantized layers (QDQ
+//! and dynamic) into one integer kernel each (`crate::fuse_int8`).
 //!
 //! Subgraphs (If branches, Loop and Scan bodies) are planned the same way, once, into [`Body`]s
 //! with slots of their own, and held by their node's op. The outer values a subgraph reads are
@@ -310,6 +311,14 @@ impl<'a> Planner<'a> {
         let slot_count = self.slots.len();
         let output_slots: Vec<usize> = outputs.iter().map(|&(_, slot)| slot).collect();
         crate::fuse::fuse_activations(&mut self.steps, &output_slots, slot_count);
+        // Quantized layers read their weights at plan time: the initializers no feed can replace.
+        let mut constant_slots: Vec<Option<&Tensor>> = vec![None; slot_count];
+        for tensor in
+            self.graph.initializers.iter().filter(|tensor| !self.graph.inputs.iter().any(|input| input.name == tensor.name))
+        {
+            constant_slots[self.slots[&tensor.name]] = Some(tensor);
+        }
+        crate::fuse_int8::fuse_int8(&mut self.steps, &output_slots, slot_count, &|slot| constant_slots[slot], self.device);
         mark_last_uses(&mut self.steps, &outputs, slot_count);
         Ok(GraphPlan { steps: self.steps, constants, outputs, slot_count })
     }

@@ -13,6 +13,7 @@ use std::ops::RangeInclusive;
 use whittle_ir::DataType;
 
 use crate::kernels;
+use crate::kernels::int8::ActivationQuant;
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
 use crate::quant::{quantize, upload};
 use crate::value::Value;
@@ -58,9 +59,8 @@ impl Operator for DynamicQuantizeLinear {
 
 /// `(y_scale, y_zero_point)` for data whose extremes are `min` and `max`, in f32.
 fn range_parameters(min: f32, max: f32) -> (f32, f32) {
-    let (min, max) = (min.min(0.0), max.max(0.0));
-    let scale = if max == min { 1.0 } else { max - min } / 255.0;
-    (scale, (0.0 - min / scale).clamp(0.0, 255.0).round_ties_even())
+    let parameters = ActivationQuant::dynamic(min, max);
+    (parameters.scale, parameters.zero_point as f32)
 }
 
 /// The scale and zero point as the op's scalar outputs, next to `x`.
@@ -79,16 +79,9 @@ fn parameter_values(scale: f32, zero_point: f32, x: &Value) -> Result<(Value, Va
 fn quantize_on_flex(x: &Value) -> Result<Option<Vec<Value>>, OpError> {
     let Some(tensor) = kernels::flex_f32(x) else { return Ok(None) };
     let values = kernels::contiguous(&tensor);
-    let (mut min, mut max) = (f32::INFINITY, f32::NEG_INFINITY);
-    for &value in values.iter() {
-        if value.is_nan() {
-            return Ok(None);
-        }
-        min = min.min(value);
-        max = max.max(value);
-    }
-    let (scale, zero_point) = range_parameters(min, max);
-    let bytes = values.iter().map(|&value| ((value / scale).round_ties_even() + zero_point).clamp(0.0, 255.0) as u8).collect();
+    let Some(parameters) = ActivationQuant::dynamic_over(&values) else { return Ok(None) };
+    let bytes = parameters.quantize(&values);
+    let (scale, zero_point) = (parameters.scale, parameters.zero_point as f32);
     let dims = x.shape().iter().map(|&dim| dim as i64).collect();
     let y = whittle_ir::Tensor::from_bytes("y", DataType::U8, dims, bytes).map_err(|err| OpError::new(err.to_string()))?;
     let (scale, zero_point) = parameter_values(scale, zero_point, x)?;

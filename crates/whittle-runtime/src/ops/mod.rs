@@ -87,6 +87,9 @@ macro_rules! ops {
             $($name($module::$name),)*
             /// An op this runtime does not implement, kept by name so that the error can say which.
             Opaque { domain: String, op_type: String },
+            /// A quantized layer the planner fused into one integer kernel (`crate::fuse_int8`),
+            /// never parsed from a node; the ops it replaces are ai.onnx ones.
+            Int8(Box<crate::fuse_int8::Int8Product>),
         }
 
         impl Op {
@@ -118,6 +121,7 @@ macro_rules! ops {
                 match self {
                     $(Op::$name(_) => <$module::$name as Operator>::DOMAIN,)*
                     Op::Opaque { domain, .. } => domain,
+                    Op::Int8(_) => DEFAULT_DOMAIN,
                 }
             }
 
@@ -126,6 +130,7 @@ macro_rules! ops {
                 match self {
                     $(Op::$name(_) => <$module::$name as Operator>::OP_TYPE,)*
                     Op::Opaque { op_type, .. } => op_type,
+                    Op::Int8(op) => op.op_type(),
                 }
             }
 
@@ -133,6 +138,7 @@ macro_rules! ops {
                 match self {
                     $(Op::$name(op) => op.eval(inputs),)*
                     Op::Opaque { domain, op_type } => fail!("op {op_type} of domain {domain} is not implemented"),
+                    Op::Int8(op) => op.eval(inputs),
                 }
             }
         }

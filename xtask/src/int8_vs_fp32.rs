@@ -1,0 +1,100 @@
+//! `cargo xtask int8-vs-fp32`: each fixture's fp32 model beside its int8-static and int8-dynamic
+//! quantizations, all in whittle's own runtime, in the same run, at batch 1 and 8 and 1 and 2
+//! threads; a table of medians and the ratios int8 / fp32, written to `benches/results/`.
+//!
+//! The brief's promise is that whittle's INT8 is faster than its fp32, or that it says why not: this is
+//! where that is measured. Models are quantized with the release binary (`whittle quantize`, as
+//! users run it) into `target/tmp/int8-vs-fp32/`, and timed through `whittle bench --json`. The three
+//! models alternate per configuration, so a noisy neighbour on this shared machine slows all sides of
+//! a ratio rather than one; the ratios are the result, and the machine's load is printed with them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::bench_ort::{machine, publish};
+use crate::quant_vs_ort::quantize_fixture;
+use crate::run;
+
+const FIXTURES: &[&str] = &["digits_mlp", "digits_cnn", "transformer_tiny"];
+const BATCHES: &[usize] = &[1, 8];
+const THREADS: &[usize] = &[1, 2];
+const RESULTS: &str = "benches/results/int8-vs-fp32.md";
+
+pub fn run_all(root: &Path, seconds: f64) -> Result<()> {
+    run(Command::new(env!("CARGO")).args(["build", "--release", "--quiet", "-p", "whittle-cli"]).current_dir(root))?;
+    let whittle = root.join("target/release/whittle");
+    let load_before = load();
+    let mut rows = String::new();
+    for fixture in FIXTURES {
+        let dir = root.join("fixtures").join(fixture);
+        let out = root.join("target/tmp/int8-vs-fp32").join(fixture);
+        std::fs::create_dir_all(&out)?;
+        let mut models: Vec<PathBuf> = vec![dir.join("model.onnx")];
+        for mode in ["int8-static", "int8-dynamic"] {
+            let path = out.join(format!("{mode}.onnx"));
+            quantize_fixture(&whittle, &dir, mode, &path, &["--force"])?;
+            models.push(path);
+        }
+        for &batch in BATCHES {
+            for &threads in THREADS {
+                let mut p50 = Vec::new();
+                for model in &models {
+                    p50.push(bench(&whittle, model, &dir.join("eval.npz"), batch, threads, seconds)?);
+                }
+                let row = format!(
+                    "| {fixture} | {batch} | {threads} | {:.4} | {:.4} | {:.4} | {:.2} | {:.2} |",
+                    p50[0],
+                    p50[1],
+                    p50[2],
+                    p50[1] / p50[0],
+                    p50[2] / p50[0]
+                );
+                eprintln!("{row}");
+                rows.push_str(&row);
+                rows.push('\n');
+            }
+        }
+    }
+    let mut text = String::from("# whittle's INT8 vs its fp32, p50 latency per run in whittle's runtime\n\n");
+    text.push_str(&format!(
+        "Machine: {}. Load average (1, 5, 15 min) before: {load_before}, after: {}. whittle: release build, \
+         burn-flex, `whittle bench --json` on the first BATCH samples of each fixture's eval.npz, {seconds} s of \
+         timed runs per cell after 5 warm-up runs, the three models alternating in one run of `cargo xtask \
+         int8-vs-fp32`. int8-static: `whittle quantize --mode int8-static` (QDQ, MinMax on calib.npz, per-channel \
+         s8 weights, u8 activations); int8-dynamic: `--mode int8-dynamic`. Ratio = int8 / fp32 (below 1.0: INT8 \
+         is faster).\n\n",
+        machine(),
+        load()
+    ));
+    text.push_str(
+        "| fixture | batch | threads | fp32 p50 ms | int8-static p50 ms | int8-dynamic p50 ms | static / fp32 | dynamic / fp32 |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    text.push_str(&rows);
+    publish(root, RESULTS, &text)
+}
+
+/// The p50 in ms of `whittle bench` on `model`.
+fn bench(whittle: &Path, model: &Path, data: &Path, batch: usize, threads: usize, seconds: f64) -> Result<f64> {
+    let output = Command::new(whittle)
+        .arg("bench")
+        .arg(model)
+        .arg("--data")
+        .arg(data)
+        .args(["--batch", &batch.to_string(), "--threads", &threads.to_string(), "--seconds", &seconds.to_string(), "--json"])
+        .output()
+        .context("cannot start the whittle binary")?;
+    if !output.status.success() {
+        bail!("whittle bench failed on {}: {}", model.display(), String::from_utf8_lossy(&output.stderr));
+    }
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    report["latency"]["p50_ms"].as_f64().context("whittle bench printed no p50_ms")
+}
+
+/// The load averages from `/proc/loadavg`, for the results header: the machine is shared.
+fn load() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().take(3).collect::<Vec<_>>().join(", ")
+}
