@@ -148,39 +148,20 @@ impl Conv2d<'_> {
     fn run_batched(&self, mut out: Vec<f32>, [oh, ow]: [usize; 2]) -> Result<Vec<f32>, OpError> {
         let [n, c, h, w] = self.x_shape;
         let [m, _, kh, kw] = self.w_shape;
-        let Window2d { strides, dilations, padding, .. } = self.window;
-        let (plane, columns, depth) = (oh * ow, n * oh * ow, c * kh * kw);
-        // Row (channel, ky, kx), column (image, oy, ox): the input element under that tap, or 0.
-        let mut patches = vec![0.0f32; depth * columns];
-        for (row, patch_row) in patches.chunks_exact_mut(columns).enumerate() {
-            let (channel, ky, kx) = (row / (kh * kw), (row / kw) % kh, row % kw);
+        let (plane, columns, taps) = (oh * ow, n * oh * ow, kh * kw);
+        let sources = tap_sources([h, w], [kh, kw], &self.window, [oh, ow]);
+        // Row (channel, ky, kx), column (image, oy, ox): the input element under that tap, or 0. One
+        // gather per element through the table, which is shared by every channel and image.
+        let mut patches = Vec::with_capacity(c * taps * columns);
+        for row in 0..c * taps {
+            let (channel, tap) = (row / taps, row % taps);
+            let sources = &sources[tap * plane..(tap + 1) * plane];
             for image in 0..n {
                 let source = &self.x[(image * c + channel) * h * w..(image * c + channel + 1) * h * w];
-                for oy in 0..oh {
-                    let Some(iy) = (oy * strides[0] + ky * dilations[0]).checked_sub(padding[0].0).filter(|&iy| iy < h) else {
-                        continue;
-                    };
-                    let line = &source[iy * w..(iy + 1) * w];
-                    let target = &mut patch_row[image * plane + oy * ow..image * plane + (oy + 1) * ow];
-                    // The output columns whose tap lands on the input: `ox * stride + offset - pad`
-                    // in `[0, w)`; the others stay 0 (padding). With unit stride the run is one copy.
-                    let (offset, pad, stride) = (kx * dilations[1], padding[1].0, strides[1]);
-                    let first = pad.saturating_sub(offset).div_ceil(stride);
-                    let end = ((w + pad).saturating_sub(offset)).div_ceil(stride).min(ow);
-                    if first >= end {
-                        continue;
-                    }
-                    let start = first * stride + offset - pad;
-                    if stride == 1 {
-                        target[first..end].copy_from_slice(&line[start..start + end - first]);
-                    } else {
-                        for (element, &value) in target[first..end].iter_mut().zip(line[start..].iter().step_by(stride)) {
-                            *element = value;
-                        }
-                    }
-                }
+                patches.extend(sources.iter().map(|&index| source.get(index as usize).copied().unwrap_or(0.0)));
             }
         }
+        let depth = c * taps;
         let a = match self.weights {
             Weights::Packed(packed) => GemmInputA::Packed(packed.groups[0].get()),
             Weights::Plain(values) => GemmInputA::Unpacked(gemm::matrix(values, m, depth, false)),
@@ -200,6 +181,30 @@ impl Conv2d<'_> {
         }
         Ok(out)
     }
+}
+
+/// The tap table of an image `[h, w]` and a kernel `[kh, kw]`: entry `tap * oh * ow + oy * ow + ox`
+/// is the offset within a channel plane of the input element that tap `(ky, kx)` reads for output
+/// `(oy, ox)`, or `u32::MAX` where it reads padding (which [`fits_offsets`] keeps apart from every
+/// real offset).
+fn tap_sources([h, w]: [usize; 2], [kh, kw]: [usize; 2], window: &Window2d, [oh, ow]: [usize; 2]) -> Vec<u32> {
+    let Window2d { strides, dilations, padding, .. } = *window;
+    let input = |output: usize, tap: usize, axis: usize, size: usize| {
+        (output * strides[axis] + tap * dilations[axis]).checked_sub(padding[axis].0).filter(|&index| index < size)
+    };
+    let mut sources = Vec::with_capacity(kh * kw * oh * ow);
+    for ky in 0..kh {
+        for kx in 0..kw {
+            for oy in 0..oh {
+                let row = input(oy, ky, 0, h);
+                sources.extend((0..ow).map(|ox| match (row, input(ox, kx, 1, w)) {
+                    (Some(iy), Some(ix)) => (iy * w + ix) as u32,
+                    _ => u32::MAX,
+                }));
+            }
+        }
+    }
+    sources
 }
 
 /// The im2col row and column offsets (rten-gemm's [`Im2Col`] layout) of a call, with the matrix's
