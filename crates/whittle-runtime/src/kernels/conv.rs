@@ -12,7 +12,7 @@
 
 use rayon::prelude::*;
 use rten_gemm::{BiasVector, ColOffsets, GemmInputA, GemmInputB, Im2Col, RowOffsets};
-use rten_tensor::NdTensorView;
+use rten_tensor::{Matrix, NdTensorView};
 
 use crate::kernels::gemm::{self, executor, PackedA};
 use crate::kernels::Activation;
@@ -142,9 +142,22 @@ impl Conv2d<'_> {
 /// tiles instead of eight calls with N = 16.
 const MATERIALIZED_IM2COL_LIMIT: usize = 1 << 20;
 
+/// The widest column chunk (one rten-gemm column block with 2 threads: it splits wider products
+/// in two) of a product below [`SERIAL_PRODUCT_LIMIT`].
+const SERIAL_COLUMNS: usize = 128;
+
+/// Multiply-adds below which a batched convolution is not worth splitting over threads.
+///
+/// digits_cnn's first convolution at batch 8 (16 x 9 x 512, 74k multiply-adds) took 20 us in
+/// rten-gemm on a 2-thread pool, which split its 512 columns in two, and 0.75 us per image on one
+/// thread: waking the second thread costs more than such a product. 2M multiply-adds take about
+/// 20 us on one thread.
+const SERIAL_PRODUCT_LIMIT: usize = 1 << 21;
+
 impl Conv2d<'_> {
-    /// Ungrouped convolution of the whole batch as one product: `W @ im2col(X)` into
-    /// `[M, N * OH * OW]`, then each image's columns moved to its `[M, OH * OW]` slice of `out`.
+    /// Ungrouped convolution of the whole batch over one im2col matrix `[C * kh * kw, N * OH * OW]`:
+    /// `W @` a chunk of its columns into `[M, columns]`, then each image's columns moved to its
+    /// `[M, OH * OW]` slice of `out` (a one-image chunk is written there directly).
     fn run_batched(&self, mut out: Vec<f32>, [oh, ow]: [usize; 2]) -> Result<Vec<f32>, OpError> {
         let [n, c, h, w] = self.x_shape;
         let [m, _, kh, kw] = self.w_shape;
@@ -162,21 +175,33 @@ impl Conv2d<'_> {
             }
         }
         let depth = c * taps;
-        let a = match self.weights {
+        let a = || match self.weights {
             Weights::Packed(packed) => GemmInputA::Packed(packed.groups[0].get()),
             Weights::Plain(values) => GemmInputA::Unpacked(gemm::matrix(values, m, depth, false)),
         };
-        let b = GemmInputB::Unpacked(gemm::matrix(&patches, depth, columns, false));
         let bias = self.bias.map(BiasVector::Column);
-        if n == 1 {
-            gemm::gemm(&mut out, a, b, 1.0, 0.0, bias, self.activation)?;
-            return Ok(out);
-        }
-        let mut product = vec![0.0f32; m * columns];
-        gemm::gemm(&mut product, a, b, 1.0, 0.0, bias, self.activation)?;
-        for (filter, row) in product.chunks_exact(columns).enumerate() {
-            for (image, values) in row.chunks_exact(plane).enumerate() {
-                out[(image * m + filter) * plane..(image * m + filter + 1) * plane].copy_from_slice(values);
+        // Small products run as column chunks of whole images, at most `SERIAL_COLUMNS` wide where
+        // an image allows, which rten-gemm computes as one block on the calling thread; larger ones
+        // are one product that rten-gemm may spread over the pool.
+        let images_per_chunk = if m * depth * columns < SERIAL_PRODUCT_LIMIT { (SERIAL_COLUMNS / plane).max(1) } else { n };
+        let mut product = Vec::new();
+        for first in (0..n).step_by(images_per_chunk) {
+            let images = images_per_chunk.min(n - first);
+            let width = images * plane;
+            let b = Matrix::from_data_with_strides([depth, width], &patches[first * plane..], [columns, 1])
+                .map_err(|err| OpError::new(format!("conv kernel: {err:?}")))?;
+            if images == 1 {
+                // One image's product is already its `[M, OH * OW]` slice of Y.
+                let out = &mut out[first * m * plane..(first + 1) * m * plane];
+                gemm::gemm(out, a(), GemmInputB::Unpacked(b), 1.0, 0.0, bias, self.activation)?;
+                continue;
+            }
+            product.resize(m * width, 0.0);
+            gemm::gemm(&mut product, a(), GemmInputB::Unpacked(b), 1.0, 0.0, bias, self.activation)?;
+            for (filter, row) in product.chunks_exact(width).enumerate() {
+                for (image, values) in (first..).zip(row.chunks_exact(plane)) {
+                    out[(image * m + filter) * plane..(image * m + filter + 1) * plane].copy_from_slice(values);
+                }
             }
         }
         Ok(out)
@@ -306,6 +331,10 @@ mod tests {
             // The same without groups: the batch's materialized im2col with strides, dilations
             // and padding larger than the dilated reach on one side.
             ([2, 3, 9, 8], [4, 3, 3, 2], 1, [2, 1], [2, 3], [(2, 1), (0, 4)], true, false),
+            // Column chunks of two 8x8 images and a last one of one image; 12x12 images, one
+            // chunk each, written straight into Y.
+            ([5, 2, 8, 8], [3, 2, 3, 3], 1, [1, 1], [1, 1], [(1, 1), (1, 1)], true, true),
+            ([3, 2, 12, 12], [4, 2, 3, 3], 1, [1, 1], [1, 1], [(1, 1), (1, 1)], true, false),
             // Depthwise 3x3, stride 2, like a MobileNet block.
             ([1, 6, 10, 10], [6, 1, 3, 3], 6, [2, 2], [1, 1], [(1, 1), (1, 1)], true, true),
             // A 7x7 stride-2 stem on a small image, padding larger than one kernel row.
