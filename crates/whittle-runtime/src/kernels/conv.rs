@@ -163,17 +163,34 @@ impl Conv2d<'_> {
         let [m, _, kh, kw] = self.w_shape;
         let (plane, columns, taps) = (oh * ow, n * oh * ow, kh * kw);
         let sources = tap_sources([h, w], [kh, kw], &self.window, [oh, ow]);
-        // Row (channel, ky, kx), column (image, oy, ox): the input element under that tap, or 0. One
-        // gather per element through the table, which is shared by every channel and image.
-        let mut patches = Vec::with_capacity(c * taps * columns);
-        for row in 0..c * taps {
-            let (channel, tap) = (row / taps, row % taps);
-            let sources = &sources[tap * plane..(tap + 1) * plane];
-            for image in 0..n {
-                let source = &self.x[(image * c + channel) * h * w..(image * c + channel + 1) * h * w];
-                patches.extend(sources.iter().map(|&index| source.get(index as usize).copied().unwrap_or(0.0)));
+        let copies: Vec<TapCopies> = sources.chunks_exact(plane).map(TapCopies::new).collect();
+        let span_count: usize = copies.iter().map(|copies| copies.spans.len()).sum();
+        // Row (channel, ky, kx), column (image, oy, ox): the input element under that tap, or 0.
+        // With unit strides along x a tap's slice of a row is a few long copies of the channel
+        // plane; otherwise (spans shorter than 8 on average) one gather per element through the
+        // table. Both tables are shared by every channel and image.
+        let patches = if span_count * 8 <= taps * plane {
+            let mut patches = vec![0.0f32; c * taps * columns];
+            for (row, patch_row) in patches.chunks_exact_mut(columns).enumerate() {
+                let (channel, copies) = (row / taps, &copies[row % taps]);
+                for (image, target) in patch_row.chunks_exact_mut(plane).enumerate() {
+                    let source = &self.x[(image * c + channel) * h * w..(image * c + channel + 1) * h * w];
+                    copies.fill(target, source);
+                }
             }
-        }
+            patches
+        } else {
+            let mut patches = Vec::with_capacity(c * taps * columns);
+            for row in 0..c * taps {
+                let (channel, tap) = (row / taps, row % taps);
+                let sources = &sources[tap * plane..(tap + 1) * plane];
+                for image in 0..n {
+                    let source = &self.x[(image * c + channel) * h * w..(image * c + channel + 1) * h * w];
+                    patches.extend(sources.iter().map(|&index| source.get(index as usize).copied().unwrap_or(0.0)));
+                }
+            }
+            patches
+        };
         let depth = c * taps;
         let a = || match self.weights {
             Weights::Packed(packed) => GemmInputA::Packed(packed.groups[0].get()),
@@ -205,6 +222,48 @@ impl Conv2d<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+/// One tap's slice of an im2col row as copies from a channel plane: spans `(target, source, len)`
+/// over which the source offset grows with the target's, then zeros written back where a span
+/// crossed padding (the ends of padded rows between two spans with the same shift).
+///
+/// On digits_cnn's second convolution (3x3, pad 1, 4x4 images) each tap is one span and at most two
+/// zeros, where the per-element gather read all 16 entries of the tap's table.
+struct TapCopies {
+    spans: Vec<(usize, usize, usize)>,
+    zeros: Vec<usize>,
+}
+
+impl TapCopies {
+    /// The copies for one tap's entries of [`tap_sources`].
+    fn new(sources: &[u32]) -> TapCopies {
+        let mut copies = TapCopies { spans: Vec::new(), zeros: Vec::new() };
+        for (target, &source) in sources.iter().enumerate().filter(|&(_, &source)| source != u32::MAX) {
+            let source = source as usize;
+            if let Some((first_target, first_source, len)) = copies.spans.last_mut() {
+                // Every entry between the span's end and `target` is padding: a real one would have
+                // extended the span or started a new one.
+                if source >= *first_source && source - *first_source == target - *first_target {
+                    copies.zeros.extend(*first_target + *len..target);
+                    *len = target - *first_target + 1;
+                    continue;
+                }
+            }
+            copies.spans.push((target, source, 1));
+        }
+        copies
+    }
+
+    /// Fills `target` (one image's columns of a row, zeros where no span reaches) from `source`.
+    fn fill(&self, target: &mut [f32], source: &[f32]) {
+        for &(to, from, len) in &self.spans {
+            target[to..to + len].copy_from_slice(&source[from..from + len]);
+        }
+        for &zero in &self.zeros {
+            target[zero] = 0.0;
+        }
     }
 }
 
