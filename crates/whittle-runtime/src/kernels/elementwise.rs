@@ -62,6 +62,10 @@ pub(crate) fn max_pool(x: &[f32], [n, c, h, w]: [usize; 4], window: &Resolved, [
             })
             .collect()
     };
+    let padded = window.padding.iter().any(|&(begin, end)| begin + end > 0);
+    if kernel == [2, 2] && strides == [2, 2] && !padded && 2 * oh <= h && 2 * ow <= w {
+        return max_pool_2x2(x, [h, w], [oh, ow]);
+    }
     let (rows, cols) = (taps(0, oh, h), taps(1, ow, w));
     let (row_step, col_step) = (dilations[0], dilations[1]);
     let mut out = Vec::with_capacity(n * c * oh * ow);
@@ -88,6 +92,23 @@ pub(crate) fn max_pool(x: &[f32], [n, c, h, w]: [usize; 4], window: &Resolved, [
                         .map(|&(first, count)| (0..count).map(|t| row_max[first + t * col_step]).fold(f32::NEG_INFINITY, larger)),
                 );
             }
+        }
+    }
+    out
+}
+
+/// 2x2 pooling with stride 2 and no padding (the usual downsampling, digits_cnn's), every window
+/// inside the planes `[h, w]` of `x`: one pass over each pair of rows, without the general path's
+/// per-row tables and row buffer.
+fn max_pool_2x2(x: &[f32], [h, w]: [usize; 2], [oh, ow]: [usize; 2]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(x.len() / (h * w) * oh * ow);
+    for plane in x.chunks_exact(h * w) {
+        for pair in plane.chunks_exact(2 * w).take(oh) {
+            let (top, bottom) = pair.split_at(w);
+            let windows = top[..2 * ow].chunks_exact(2).zip(bottom[..2 * ow].chunks_exact(2));
+            out.extend(
+                windows.map(|(top, bottom)| [top[0], top[1], bottom[0], bottom[1]].into_iter().fold(f32::NEG_INFINITY, larger)),
+            );
         }
     }
     out
@@ -178,6 +199,32 @@ mod tests {
         let window = Resolved { kernel: vec![2, 2], strides: vec![2, 2], dilations: vec![1, 1], padding: vec![(0, 0), (0, 0)] };
         let x = [f32::NAN, -3.0, f32::NAN, f32::NAN, f32::NAN, -5.0, f32::NAN, f32::NAN];
         assert_eq!(max_pool(&x, [1, 1, 2, 4], &window, [1, 2]), vec![-3.0, f32::NEG_INFINITY]);
+    }
+
+    #[test]
+    fn the_2x2_path_matches_the_general_one() {
+        // Odd sizes leave the last row and column out of every window (the 2x2 path), checked
+        // against a direct maximum; in ceil mode the last windows run past the input, which the
+        // general loop takes, and its windows inside the input match the 2x2 path's.
+        let (h, w) = (5, 7);
+        let x: Vec<f32> = ramp(3 * h * w, 0.7);
+        let window = Resolved { kernel: vec![2, 2], strides: vec![2, 2], dilations: vec![1, 1], padding: vec![(0, 0), (0, 0)] };
+        let fast = max_pool(&x, [1, 3, h, w], &window, [2, 3]);
+        let mut expected = Vec::new();
+        for plane in 0..3 {
+            for i in 0..2 {
+                for j in 0..3 {
+                    let taps = [(2 * i, 2 * j), (2 * i, 2 * j + 1), (2 * i + 1, 2 * j), (2 * i + 1, 2 * j + 1)];
+                    expected.push(
+                        taps.iter().map(|&(y, z)| f64::from(x[plane * h * w + y * w + z])).fold(f64::NEG_INFINITY, f64::max),
+                    );
+                }
+            }
+        }
+        assert_near(&fast, &expected);
+        let ceil = max_pool(&x, [1, 3, h, w], &window, [3, 4]);
+        assert_eq!(ceil.len(), 3 * 12);
+        assert_eq!(ceil[..3], fast[..3]);
     }
 
     #[test]
