@@ -389,6 +389,22 @@ mod tests {
     }
 
     #[test]
+    fn weights_another_conv_reads_stay_uploaded() {
+        // A second Conv reads the same W (its output is returned too): the first one folds into
+        // new constants, the second still reads W, so W stays a constant and both outputs hold.
+        let case = cases().remove(0);
+        let mut model = case.model(true, false);
+        model.graph.nodes.push(Node::new("conv2", "Conv", &["x", "w", "b"], &["u"]));
+        model.graph.nodes[3].attributes = model.graph.nodes[0].attributes.clone();
+        model.graph.outputs.push(info("u", DataType::F32, Some(&case.y_dims)));
+        assert_eq!(step_types(&model), ["Conv", "Conv"]);
+        let plan = Plan::new(&model, &burn_tensor::Device::flex()).unwrap();
+        // W and B for the second Conv, the folded W and B for the first.
+        assert_eq!(plan.graph.constants.len(), 4);
+        assert_near(&case.run(&model), &case.reference(), 1e-5);
+    }
+
+    #[test]
     fn training_mode_and_overridable_weights_are_not_folded() {
         let case = cases().remove(0);
         let mut model = case.model(true, false);
