@@ -40,6 +40,7 @@ criterion_group!(
     kernels::matmul,
     kernels::matmul_integer,
     kernels::conv,
+    kernels::cnn_ops,
     fusion::fused_fixtures
 );
 criterion_main!(benches);

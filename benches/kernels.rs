@@ -1,8 +1,9 @@
 //! Guards the hot kernels as the runtime runs them (one-node graphs through a `Session`, so the op's own
 //! shape checks and value plumbing are counted): MatMul at the fixtures' and issue's sizes (1x784x512 is
 //! the shape where burn-ndarray was 10x slower than ORT), Gemm with a bias, 3x3 / 7x7-stride-2 Conv,
-//! and the small batched Conv of digits_cnn. On flex these run whittle's own f32 kernels (weights packed at plan
-//! time), so a slower kernel or a lost fast path shows here.
+//! and the small batched Convs of digits_cnn, and digits_cnn's MaxPool and global ReduceMean next to a Relu of the
+//! same size (the per-step floor). On flex these run whittle's own f32 kernels (weights packed at plan time), so a
+//! slower kernel or a lost fast path shows here.
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use whittle_ir::{AttrValue, Attribute, DataType, Graph, Model, Node, Shape, Tensor, Type, ValueInfo};
@@ -67,6 +68,7 @@ pub fn conv(c: &mut Criterion) {
     for (label, batch, cin, size, cout, kernel, stride, pad) in [
         ("3x3_64ch_56px", 1, 64, 56, 64, 3, 1, 1),
         ("7x7s2_stem_224px", 1, 3, 224, 64, 7, 2, 3),
+        ("3x3_1ch_8px_batch8", 8, 1, 8, 16, 3, 1, 1),
         ("3x3_16ch_4px_batch8", 8, 16, 4, 32, 3, 1, 1),
     ] {
         let mut node = Node::new("conv", "Conv", &["x", "w"], &["y"]);
@@ -84,6 +86,27 @@ pub fn conv(c: &mut Criterion) {
         );
         group.throughput(Throughput::Elements((2 * batch * cout * out * out * cin * kernel * kernel) as u64));
         group.sample_size(20);
+        group.bench_function(BenchmarkId::from_parameter(label), |b| b.iter(|| session.run(feed.clone()).expect("run")));
+    }
+    group.finish();
+}
+
+/// digits_cnn's other steps at batch 8: MaxPool 2x2 stride 2 over 16 channels of 8x8, ReduceMean over
+/// H and W of 32 channels of 4x4, and a Relu over the MaxPool's input, whose time is mostly the per-step cost.
+pub fn cnn_ops(c: &mut Criterion) {
+    let mut group = c.benchmark_group("kernel/cnn");
+    let mut pool = Node::new("pool", "MaxPool", &["x"], &["y"]);
+    pool.attributes =
+        vec![Attribute::new("kernel_shape", AttrValue::Ints(vec![2, 2])), Attribute::new("strides", AttrValue::Ints(vec![2, 2]))];
+    let mut mean = Node::new("mean", "ReduceMean", &["x", "axes"], &["y"]);
+    mean.attributes = vec![Attribute::new("keepdims", AttrValue::Int(0))];
+    let axes = Tensor::from_i64("axes", vec![2], &[2, 3]).expect("axes");
+    for (label, node, x_dims, weights, y_dims) in [
+        ("max_pool_2x2_16ch_8px_batch8", pool, vec![8, 16, 8, 8], vec![], vec![8, 16, 4, 4]),
+        ("reduce_mean_hw_32ch_4px_batch8", mean, vec![8, 32, 4, 4], vec![axes], vec![8, 32]),
+        ("relu_16ch_8px_batch8", Node::new("relu", "Relu", &["x"], &["y"]), vec![8, 16, 8, 8], vec![], vec![8, 16, 8, 8]),
+    ] {
+        let (session, feed) = single_node(node, &x_dims, weights, &y_dims);
         group.bench_function(BenchmarkId::from_parameter(label), |b| b.iter(|| session.run(feed.clone()).expect("run")));
     }
     group.finish();

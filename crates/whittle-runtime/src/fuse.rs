@@ -36,21 +36,7 @@ fn activation_of(op: &Op) -> Option<Activation> {
 /// Fuses activations into the steps producing their inputs; `graph_outputs` are the slots the graph
 /// returns, which must stay materialized. Returns how many steps were fused away.
 pub(crate) fn fuse_activations(steps: &mut Vec<Step>, graph_outputs: &[usize], slot_count: usize) -> usize {
-    // Who reads each slot: the one reading step, or `None` once a second read (or a graph output) is
-    // seen.
-    let mut reader: Vec<Option<Option<usize>>> = vec![None; slot_count];
-    for (index, step) in steps.iter().enumerate() {
-        for read in step.inputs.iter().flatten() {
-            let (Read::Clone(slot) | Read::Move(slot)) = *read;
-            reader[slot] = match reader[slot] {
-                None => Some(Some(index)),
-                Some(_) => Some(None),
-            };
-        }
-    }
-    for &slot in graph_outputs {
-        reader[slot] = Some(None);
-    }
+    let reader = sole_readers(steps, graph_outputs, slot_count);
     let mut fused_away = vec![false; steps.len()];
     for producer in 0..steps.len() {
         let [Some(slot)] = steps[producer].outputs[..] else { continue };
@@ -79,6 +65,25 @@ pub(crate) fn remove_steps(steps: &mut Vec<Step>, removed: &[bool]) -> usize {
         !removed[index - 1]
     });
     before - steps.len()
+}
+
+/// Who reads each slot: `Some(Some(step))` for a slot that exactly one read of one step takes,
+/// `Some(None)` for one read more than once (or a graph output), `None` for one nothing reads.
+pub(crate) fn sole_readers(steps: &[Step], graph_outputs: &[usize], slot_count: usize) -> Vec<Option<Option<usize>>> {
+    let mut reader: Vec<Option<Option<usize>>> = vec![None; slot_count];
+    for (index, step) in steps.iter().enumerate() {
+        for read in step.inputs.iter().flatten() {
+            let (Read::Clone(slot) | Read::Move(slot)) = *read;
+            reader[slot] = match reader[slot] {
+                None => Some(Some(index)),
+                Some(_) => Some(None),
+            };
+        }
+    }
+    for &slot in graph_outputs {
+        reader[slot] = Some(None);
+    }
+    reader
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod codes;
 mod control;
 mod device;
 mod error;
+mod fold;
 mod fuse;
 mod fuse_int8;
 mod host;

@@ -7,9 +7,10 @@
 //! clone, no data copy). Graph outputs are never moved, and a node output nothing reads gets no slot
 //! and is dropped when the node returns.
 //!
-//! Before last uses are marked, an activation whose input is produced by a Conv, Gemm or MatMul
-//! with no other reader is fused into that op's kernel (`crate::fuse`), then quantized layers (QDQ
-//! and dynamic) into one integer kernel each (`crate::fuse_int8`).
+//! Before last uses are marked, an inference BatchNormalization over a Conv with constant weights is
+//! folded into the Conv (`crate::fold`), then an activation whose input is produced by a Conv, Gemm
+//! or MatMul with no other reader is fused into that op's kernel (`crate::fuse`), then quantized
+//! layers (QDQ and dynamic) into one integer kernel each (`crate::fuse_int8`).
 //!
 //! Subgraphs (If branches, Loop and Scan bodies) are planned the same way, once, into [`Body`]s
 //! with slots of their own, and held by their node's op. The outer values a subgraph reads are
@@ -300,25 +301,30 @@ impl<'a> Planner<'a> {
         // Weights are uploaded only once every node has parsed, so that an unsupported op is reported
         // before the (possibly large) upload. (A subgraph's own initializers, usually a few scalars,
         // are uploaded when its node is planned.)
+        let graph = self.graph;
+        let initializer_slots: Vec<usize> = graph.initializers.iter().map(|tensor| self.slot_of(&tensor.name)).collect();
+        let outputs: Vec<(String, usize)> =
+            graph.outputs.iter().map(|output| (output.name.clone(), self.slot_of(&output.name))).collect();
+        let mut slot_count = self.slots.len();
+        let output_slots: Vec<usize> = outputs.iter().map(|&(_, slot)| slot).collect();
+        // The constants ops may read at plan time: this graph's initializers that no feed overrides.
+        let constant = |slot: usize| {
+            let index = initializer_slots.iter().position(|&initializer| initializer == slot)?;
+            let tensor = &graph.initializers[index];
+            (!graph.inputs.iter().any(|input| input.name == tensor.name)).then_some(tensor)
+        };
+        let folded = crate::fold::fold_batch_norms(&mut self.steps, &constant, &output_slots, &mut slot_count);
         let mut constants = Vec::new();
-        for tensor in &self.graph.initializers {
+        let uploads = graph.initializers.iter().zip(initializer_slots.iter().copied());
+        let uploads = uploads.filter(|(_, slot)| !folded.unread.contains(slot));
+        for (tensor, slot) in uploads.chain(folded.constants.iter().map(|(slot, tensor)| (tensor, *slot))) {
             let value = Value::from_ir(tensor, self.device)
                 .map_err(|err| RuntimeError::UnsupportedInitializer { tensor: tensor.name.clone(), reason: err.reason })?;
-            constants.push((self.slot_of(&tensor.name), value));
+            constants.push((slot, value));
         }
-        let outputs: Vec<(String, usize)> =
-            self.graph.outputs.iter().map(|output| (output.name.clone(), self.slot_of(&output.name))).collect();
-        let slot_count = self.slots.len();
-        let output_slots: Vec<usize> = outputs.iter().map(|&(_, slot)| slot).collect();
         crate::fuse::fuse_activations(&mut self.steps, &output_slots, slot_count);
-        // Quantized layers read their weights at plan time: the initializers no feed can replace.
-        let mut constant_slots: Vec<Option<&Tensor>> = vec![None; slot_count];
-        for tensor in
-            self.graph.initializers.iter().filter(|tensor| !self.graph.inputs.iter().any(|input| input.name == tensor.name))
-        {
-            constant_slots[self.slots[&tensor.name]] = Some(tensor);
-        }
-        crate::fuse_int8::fuse_int8(&mut self.steps, &output_slots, slot_count, &|slot| constant_slots[slot], self.device);
+        // Quantized layers read their weights at plan time, through the same constants.
+        crate::fuse_int8::fuse_int8(&mut self.steps, &output_slots, slot_count, &constant, self.device);
         mark_last_uses(&mut self.steps, &outputs, slot_count);
         Ok(GraphPlan { steps: self.steps, constants, outputs, slot_count })
     }

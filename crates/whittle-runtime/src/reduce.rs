@@ -8,7 +8,8 @@
 //! `noop_with_empty_axes` says to return the data as is. `keepdims` (default 1) keeps reduced axes
 //! with size 1. A reduction over no elements (a reduced axis of size 0) gives the reducer's
 //! identity: 0 for the sums, 1 for the product, -inf for max and the log sums, +inf for min, NaN
-//! for the mean.
+//! for the mean. An f32 mean over trailing axes on flex (global average pooling written as
+//! ReduceMean) runs on [`crate::kernels::elementwise::mean_rows`].
 
 use burn_tensor::{Bool, DType, Float, Int, Tensor, TensorData};
 use whittle_ir::DataType;
@@ -125,6 +126,11 @@ impl Reduction {
                 ElementKind::Bool => Value::from_typed(Tensor::<1, Bool>::from_data(data, (&device, burn_type)), dtype)?,
             };
             return Ok(vec![filled.reshape(&shape)?]);
+        }
+        if reducer == Reducer::Mean {
+            if let Some(mean) = crate::kernels::elementwise::trailing_mean(&data, &reduced, &shape)? {
+                return Ok(vec![mean]);
+            }
         }
         // burn keeps reduced axes with size 1; the final reshape drops them when keepdims is 0. A
         // scalar is a burn tensor of shape [1] whose one axis is reduced.

@@ -300,14 +300,20 @@ pub(crate) fn global_pool(x: Value, pooling: Pooling) -> Result<Value, OpError> 
     if size == 0 {
         fail!("X {shape:?} has no spatial elements to pool");
     }
+    let mut output_shape = vec![n, c];
+    output_shape.resize(shape.len(), 1);
+    if matches!(pooling, Pooling::Average { .. }) {
+        let reduced: Vec<bool> = (0..shape.len()).map(|axis| axis >= 2).collect();
+        if let Some(y) = crate::kernels::elementwise::trailing_mean(&x, &reduced, &output_shape)? {
+            return Ok(y);
+        }
+    }
     let x = x.reshape(&[n, c, size])?.float::<3>()?;
     let y = match pooling {
         Pooling::Max => x.max_dim(2),
         Pooling::Average { .. } => x.mean_dim(2),
         Pooling::Sum => x.sum_dim(2),
     };
-    let mut output_shape = vec![n, c];
-    output_shape.resize(shape.len(), 1);
     Value::from_float(y, dtype)?.reshape(&output_shape)
 }
 

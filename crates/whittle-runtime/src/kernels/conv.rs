@@ -8,11 +8,18 @@
 //! each product is already the NCHW layout of its slice of Y, so nothing is transposed afterwards;
 //! the bias and the activation are applied in the same pass. Small ungrouped convolutions (an
 //! unrolled batch of at most [`MATERIALIZED_IM2COL_LIMIT`] elements) instead build the batch's
-//! patches in memory and run one product for the whole batch (see that constant for why).
+//! patches in memory, as a few span copies of each channel plane per tap ([`TapCopies`]) where the
+//! x stride is 1 and a gather through a tap table otherwise, and multiply them in column chunks of
+//! whole images, on the calling thread below [`SERIAL_PRODUCT_LIMIT`] multiply-adds.
+//!
+//! digits_cnn at batch 8, one thread (`whittle bench --profile`, a loaded machine, so read the
+//! ratios): its second convolution (16 to 32 channels on 4x4) went from 51 to 28 us a call when the
+//! per-row `copy_from_slice` im2col became the tap-table gather, and the gather alone then took 11
+//! of a call's 26 us in a kernel timing, which the span copies replace.
 
 use rayon::prelude::*;
 use rten_gemm::{BiasVector, ColOffsets, GemmInputA, GemmInputB, Im2Col, RowOffsets};
-use rten_tensor::NdTensorView;
+use rten_tensor::{Matrix, NdTensorView};
 
 use crate::kernels::gemm::{self, executor, PackedA};
 use crate::kernels::Activation;
@@ -142,64 +149,153 @@ impl Conv2d<'_> {
 /// tiles instead of eight calls with N = 16.
 const MATERIALIZED_IM2COL_LIMIT: usize = 1 << 20;
 
+/// The widest column chunk (one rten-gemm column block with 2 threads: it splits wider products
+/// in two) of a product below [`SERIAL_PRODUCT_LIMIT`].
+const SERIAL_COLUMNS: usize = 128;
+
+/// Multiply-adds below which a batched convolution is not worth splitting over threads.
+///
+/// digits_cnn's first convolution at batch 8 (16 x 9 x 512, 74k multiply-adds) took 20 us in
+/// rten-gemm on a 2-thread pool, which split its 512 columns in two, and 0.75 us per image on one
+/// thread: waking the second thread costs more than such a product. 2M multiply-adds take about
+/// 20 us on one thread.
+const SERIAL_PRODUCT_LIMIT: usize = 1 << 21;
+
 impl Conv2d<'_> {
-    /// Ungrouped convolution of the whole batch as one product: `W @ im2col(X)` into
-    /// `[M, N * OH * OW]`, then each image's columns moved to its `[M, OH * OW]` slice of `out`.
+    /// Ungrouped convolution of the whole batch over one im2col matrix `[C * kh * kw, N * OH * OW]`:
+    /// `W @` a chunk of its columns into `[M, columns]`, then each image's columns moved to its
+    /// `[M, OH * OW]` slice of `out` (a one-image chunk is written there directly).
     fn run_batched(&self, mut out: Vec<f32>, [oh, ow]: [usize; 2]) -> Result<Vec<f32>, OpError> {
         let [n, c, h, w] = self.x_shape;
         let [m, _, kh, kw] = self.w_shape;
-        let Window2d { strides, dilations, padding, .. } = self.window;
-        let (plane, columns, depth) = (oh * ow, n * oh * ow, c * kh * kw);
+        let (plane, columns, taps) = (oh * ow, n * oh * ow, kh * kw);
+        let sources = tap_sources([h, w], [kh, kw], &self.window, [oh, ow]);
+        let copies: Vec<TapCopies> = sources.chunks_exact(plane).map(TapCopies::new).collect();
+        let span_count: usize = copies.iter().map(|copies| copies.spans.len()).sum();
         // Row (channel, ky, kx), column (image, oy, ox): the input element under that tap, or 0.
-        let mut patches = vec![0.0f32; depth * columns];
-        for (row, patch_row) in patches.chunks_exact_mut(columns).enumerate() {
-            let (channel, ky, kx) = (row / (kh * kw), (row / kw) % kh, row % kw);
-            for image in 0..n {
-                let source = &self.x[(image * c + channel) * h * w..(image * c + channel + 1) * h * w];
-                for oy in 0..oh {
-                    let Some(iy) = (oy * strides[0] + ky * dilations[0]).checked_sub(padding[0].0).filter(|&iy| iy < h) else {
-                        continue;
-                    };
-                    let line = &source[iy * w..(iy + 1) * w];
-                    let target = &mut patch_row[image * plane + oy * ow..image * plane + (oy + 1) * ow];
-                    // The output columns whose tap lands on the input: `ox * stride + offset - pad`
-                    // in `[0, w)`; the others stay 0 (padding). With unit stride the run is one copy.
-                    let (offset, pad, stride) = (kx * dilations[1], padding[1].0, strides[1]);
-                    let first = pad.saturating_sub(offset).div_ceil(stride);
-                    let end = ((w + pad).saturating_sub(offset)).div_ceil(stride).min(ow);
-                    if first >= end {
-                        continue;
-                    }
-                    let start = first * stride + offset - pad;
-                    if stride == 1 {
-                        target[first..end].copy_from_slice(&line[start..start + end - first]);
-                    } else {
-                        for (element, &value) in target[first..end].iter_mut().zip(line[start..].iter().step_by(stride)) {
-                            *element = value;
-                        }
-                    }
+        // With unit strides along x a tap's slice of a row is a few long copies of the channel
+        // plane; otherwise (spans shorter than 8 on average) one gather per element through the
+        // table. Both tables are shared by every channel and image.
+        let patches = if span_count * 8 <= taps * plane {
+            let mut patches = vec![0.0f32; c * taps * columns];
+            for (row, patch_row) in patches.chunks_exact_mut(columns).enumerate() {
+                let (channel, copies) = (row / taps, &copies[row % taps]);
+                for (image, target) in patch_row.chunks_exact_mut(plane).enumerate() {
+                    let source = &self.x[(image * c + channel) * h * w..(image * c + channel + 1) * h * w];
+                    copies.fill(target, source);
                 }
             }
-        }
-        let a = match self.weights {
+            patches
+        } else {
+            let mut patches = Vec::with_capacity(c * taps * columns);
+            for row in 0..c * taps {
+                let (channel, tap) = (row / taps, row % taps);
+                let sources = &sources[tap * plane..(tap + 1) * plane];
+                for image in 0..n {
+                    let source = &self.x[(image * c + channel) * h * w..(image * c + channel + 1) * h * w];
+                    patches.extend(sources.iter().map(|&index| source.get(index as usize).copied().unwrap_or(0.0)));
+                }
+            }
+            patches
+        };
+        let depth = c * taps;
+        let a = || match self.weights {
             Weights::Packed(packed) => GemmInputA::Packed(packed.groups[0].get()),
             Weights::Plain(values) => GemmInputA::Unpacked(gemm::matrix(values, m, depth, false)),
         };
-        let b = GemmInputB::Unpacked(gemm::matrix(&patches, depth, columns, false));
         let bias = self.bias.map(BiasVector::Column);
-        if n == 1 {
-            gemm::gemm(&mut out, a, b, 1.0, 0.0, bias, self.activation)?;
-            return Ok(out);
-        }
-        let mut product = vec![0.0f32; m * columns];
-        gemm::gemm(&mut product, a, b, 1.0, 0.0, bias, self.activation)?;
-        for (filter, row) in product.chunks_exact(columns).enumerate() {
-            for (image, values) in row.chunks_exact(plane).enumerate() {
-                out[(image * m + filter) * plane..(image * m + filter + 1) * plane].copy_from_slice(values);
+        // Small products run as column chunks of whole images, at most `SERIAL_COLUMNS` wide where
+        // an image allows, which rten-gemm computes as one block on the calling thread; larger ones
+        // are one product that rten-gemm may spread over the pool.
+        let images_per_chunk = if m * depth * columns < SERIAL_PRODUCT_LIMIT { (SERIAL_COLUMNS / plane).max(1) } else { n };
+        let mut product = Vec::new();
+        for first in (0..n).step_by(images_per_chunk) {
+            let images = images_per_chunk.min(n - first);
+            let width = images * plane;
+            let b = Matrix::from_data_with_strides([depth, width], &patches[first * plane..], [columns, 1])
+                .map_err(|err| OpError::new(format!("conv kernel: {err:?}")))?;
+            if images == 1 {
+                // One image's product is already its `[M, OH * OW]` slice of Y.
+                let out = &mut out[first * m * plane..(first + 1) * m * plane];
+                gemm::gemm(out, a(), GemmInputB::Unpacked(b), 1.0, 0.0, bias, self.activation)?;
+                continue;
+            }
+            product.resize(m * width, 0.0);
+            gemm::gemm(&mut product, a(), GemmInputB::Unpacked(b), 1.0, 0.0, bias, self.activation)?;
+            for (filter, row) in product.chunks_exact(width).enumerate() {
+                for (image, values) in (first..).zip(row.chunks_exact(plane)) {
+                    out[(image * m + filter) * plane..(image * m + filter + 1) * plane].copy_from_slice(values);
+                }
             }
         }
         Ok(out)
     }
+}
+
+/// One tap's slice of an im2col row as copies from a channel plane: spans `(target, source, len)`
+/// over which the source offset grows with the target's, then zeros written back where a span
+/// crossed padding (the ends of padded rows between two spans with the same shift).
+///
+/// On digits_cnn's second convolution (3x3, pad 1, 4x4 images) each tap is one span and at most two
+/// zeros, where the per-element gather read all 16 entries of the tap's table.
+struct TapCopies {
+    spans: Vec<(usize, usize, usize)>,
+    zeros: Vec<usize>,
+}
+
+impl TapCopies {
+    /// The copies for one tap's entries of [`tap_sources`].
+    fn new(sources: &[u32]) -> TapCopies {
+        let mut copies = TapCopies { spans: Vec::new(), zeros: Vec::new() };
+        for (target, &source) in sources.iter().enumerate().filter(|&(_, &source)| source != u32::MAX) {
+            let source = source as usize;
+            if let Some((first_target, first_source, len)) = copies.spans.last_mut() {
+                // Every entry between the span's end and `target` is padding: a real one would have
+                // extended the span or started a new one.
+                if source >= *first_source && source - *first_source == target - *first_target {
+                    copies.zeros.extend(*first_target + *len..target);
+                    *len = target - *first_target + 1;
+                    continue;
+                }
+            }
+            copies.spans.push((target, source, 1));
+        }
+        copies
+    }
+
+    /// Fills `target` (one image's columns of a row, zeros where no span reaches) from `source`.
+    fn fill(&self, target: &mut [f32], source: &[f32]) {
+        for &(to, from, len) in &self.spans {
+            target[to..to + len].copy_from_slice(&source[from..from + len]);
+        }
+        for &zero in &self.zeros {
+            target[zero] = 0.0;
+        }
+    }
+}
+
+/// The tap table of an image `[h, w]` and a kernel `[kh, kw]`: entry `tap * oh * ow + oy * ow + ox`
+/// is the offset within a channel plane of the input element that tap `(ky, kx)` reads for output
+/// `(oy, ox)`, or `u32::MAX` where it reads padding (which [`fits_offsets`] keeps apart from every
+/// real offset).
+fn tap_sources([h, w]: [usize; 2], [kh, kw]: [usize; 2], window: &Window2d, [oh, ow]: [usize; 2]) -> Vec<u32> {
+    let Window2d { strides, dilations, padding, .. } = *window;
+    let input = |output: usize, tap: usize, axis: usize, size: usize| {
+        (output * strides[axis] + tap * dilations[axis]).checked_sub(padding[axis].0).filter(|&index| index < size)
+    };
+    let mut sources = Vec::with_capacity(kh * kw * oh * ow);
+    for ky in 0..kh {
+        for kx in 0..kw {
+            for oy in 0..oh {
+                let row = input(oy, ky, 0, h);
+                sources.extend((0..ow).map(|ox| match (row, input(ox, kx, 1, w)) {
+                    (Some(iy), Some(ix)) => (iy * w + ix) as u32,
+                    _ => u32::MAX,
+                }));
+            }
+        }
+    }
+    sources
 }
 
 /// The im2col row and column offsets (rten-gemm's [`Im2Col`] layout) of a call, with the matrix's
@@ -301,6 +397,10 @@ mod tests {
             // The same without groups: the batch's materialized im2col with strides, dilations
             // and padding larger than the dilated reach on one side.
             ([2, 3, 9, 8], [4, 3, 3, 2], 1, [2, 1], [2, 3], [(2, 1), (0, 4)], true, false),
+            // Column chunks of two 8x8 images and a last one of one image; 12x12 images, one
+            // chunk each, written straight into Y.
+            ([5, 2, 8, 8], [3, 2, 3, 3], 1, [1, 1], [1, 1], [(1, 1), (1, 1)], true, true),
+            ([3, 2, 12, 12], [4, 2, 3, 3], 1, [1, 1], [1, 1], [(1, 1), (1, 1)], true, false),
             // Depthwise 3x3, stride 2, like a MobileNet block.
             ([1, 6, 10, 10], [6, 1, 3, 3], 6, [2, 2], [1, 1], [(1, 1), (1, 1)], true, true),
             // A 7x7 stride-2 stem on a small image, padding larger than one kernel row.

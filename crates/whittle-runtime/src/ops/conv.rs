@@ -42,15 +42,10 @@ impl Operator for Conv {
             return Err(OpError::attribute("group", format!("must be 1 or more, found {group}")));
         }
         let group = group as usize;
-        let packed = node.constant_input(1).and_then(kernels::constant_f32).and_then(|(weights, dims)| {
-            let shape = match dims[..] {
-                [m, c, kh, kw] => [m, c, kh, kw],
-                [m, c, k] => [m, c, 1, k],
-                _ => return None,
-            };
-            let fits = shape[0] % group == 0 && !shape.contains(&0) && weights.len() == shape.iter().product::<usize>();
-            fits.then(|| kernel::pack_weights(&weights, shape, group))
-        });
+        let packed = node
+            .constant_input(1)
+            .and_then(kernels::constant_f32)
+            .and_then(|(weights, dims)| pack_constant_weights(&weights, &dims, group));
         Ok(Conv { window: Window::parse(node)?, group, packed, activation: None })
     }
 
@@ -155,6 +150,18 @@ impl Conv {
         };
         Ok(Some(kernels::output(conv.run()?, &conv.output_shape())?))
     }
+}
+
+/// Packs constant f32 weights of `dims` for the kernel, when they are 1-D or 2-D convolution
+/// weights that `group` divides; `None` otherwise (the op then reads W at run time).
+pub(crate) fn pack_constant_weights(weights: &[f32], dims: &[usize], group: usize) -> Option<PackedConv> {
+    let shape = match dims[..] {
+        [m, c, kh, kw] => [m, c, kh, kw],
+        [m, c, k] => [m, c, 1, k],
+        _ => return None,
+    };
+    let fits = shape[0] % group == 0 && !shape.contains(&0) && weights.len() == shape.iter().product::<usize>();
+    fits.then(|| kernel::pack_weights(weights, shape, group))
 }
 
 /// Checks the shapes of a convolution's data `x` `[N, C, spatial...]`, weights `w`

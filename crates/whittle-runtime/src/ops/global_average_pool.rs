@@ -1,7 +1,8 @@
 //! GlobalAveragePool: the mean over all spatial axes (<https://onnx.ai/onnx/operators/onnx__GlobalAveragePool.html>).
 //!
 //! Opset 1's definition; 22 only added types. X `[N, C, spatial...]` of any number of spatial
-//! axes gives `[N, C, 1, ...]`.
+//! axes gives `[N, C, 1, ...]`. An f32 input on flex runs on whittle's trailing-axis mean
+//! ([`crate::kernels::elementwise::mean_rows`]).
 
 use std::ops::RangeInclusive;
 
