@@ -309,6 +309,15 @@ impl<'a> Planner<'a> {
             self.graph.outputs.iter().map(|output| (output.name.clone(), self.slot_of(&output.name))).collect();
         let slot_count = self.slots.len();
         let output_slots: Vec<usize> = outputs.iter().map(|&(_, slot)| slot).collect();
+        let initializers: std::collections::BTreeMap<usize, &whittle_ir::Tensor> =
+            // As in `Plan::new`: an initializer that is also an input may be fed, so is no constant.
+            self.graph
+                .initializers
+                .iter()
+                .filter(|tensor| !self.graph.inputs.iter().any(|input| input.name == tensor.name))
+                .filter_map(|tensor| Some((*self.slots.get(&tensor.name)?, tensor)))
+                .collect();
+        crate::fuse::fuse_bias(&mut self.steps, &output_slots, slot_count, &|slot| initializers.get(&slot).copied());
         crate::fuse::fuse_activations(&mut self.steps, &output_slots, slot_count);
         mark_last_uses(&mut self.steps, &outputs, slot_count);
         Ok(GraphPlan { steps: self.steps, constants, outputs, slot_count })
