@@ -29,5 +29,5 @@ mod value;
 
 pub use device::{Backend, RuntimeOptions};
 pub use error::{Result, RuntimeError};
-pub use session::{Session, StepTime};
+pub use session::{NamedTensors, Session, StepTime};
 pub use value::MAX_RANK;
