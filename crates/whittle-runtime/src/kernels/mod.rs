@@ -1,7 +1,11 @@
 //! whittle's own f32 CPU kernels for the ops where burn-flex is slow: GEMM with weights packed once
 //! ([`gemm`]) and 2-D convolution lowered to it ([`conv`]), with the bias and an activation applied
 //! in the kernel's output loop ([`Activation`]); inference BatchNormalization and MaxPool
-//! ([`elementwise`]), whose per-call cost on burn-flex dominated the small CNN fixture.
+//! ([`elementwise`]), whose per-call cost on burn-flex dominated the small CNN fixture; and the
+//! transformer's ops: vectorizing erf, exp and tanh with Erf and Gelu ([`activation`]), Softmax and
+//! LayerNormalization rows ([`rows`]), broadcast arithmetic ([`binary`]) and fused Attention
+//! ([`attention`]). Maps run in the input's own buffer when the value reaches them at its last use
+//! ([`map_in_place`]), so a chain of elementwise steps allocates nothing.
 //!
 //! They run only where they apply: on burn-flex, on f32 values (see [`flex_f32`]); every other
 //! device and dtype (ndarray, wgpu, f16, f64, and autodiff later, whose tensors are not flex's own)
