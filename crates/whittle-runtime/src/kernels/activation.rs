@@ -8,7 +8,9 @@
 //! tests (1.1 ulp measured, 6.3e-8 absolute). Eigen's rational `x * P(x^2) / Q(x^2)` was tried first
 //! and measured 7 ulp (4.2e-7 near |x| 3.3). `exp` is Cephes's expf
 //! (reduction to `r` in [-ln2/2, ln2/2], a degree-6 polynomial, 2^n built from the exponent bits),
-//! relative error about 2e-7; softmax and tanh use it.
+//! relative error about 2e-7; softmax and tanh use it. A one-node Erf model on `[8, 16, 128]`
+//! (`whittle bench`, upload and download included, same run) went from 153 us to 91 us (min),
+//! a Gelu one from 161 us to 113 us.
 
 /// erf(x) in f32; NaN stays NaN, +-inf give +-1.
 ///

@@ -8,8 +8,11 @@
 //! four intermediate tensors (about 125 us a layer at batch 8). Here Q, K and V are read in place
 //! through their strides (the 3-D `[batch, seq, heads * size]` layout is a strided view of heads),
 //! K is laid out as K^T once per head so that a row's scores are a broadcast multiply-add along the
-//! keys, and one output buffer is written. The work of the fixtures' sizes is small, so it runs on
-//! the calling thread.
+//! keys, summed in registers 8 keys at a time, and one output buffer is written. The work of the
+//! fixtures' sizes is small, so it runs on the calling thread. Measured on the loaded shared machine
+//! at batch 8: 70 us a layer, against 67 us for the unfused MatMul, Div, Softmax and MatMul on this
+//! crate's kernels in the same run; it saves their steps' fixed cost at batch 1. Blocking over
+//! several query rows, so that each K^T load serves them all, is the next gain.
 
 use crate::kernels::activation::{exp, map_interleaved};
 use crate::kernels::rows::{lanes, sum};
