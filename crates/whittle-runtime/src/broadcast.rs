@@ -48,6 +48,11 @@ pub(crate) fn align(a: Value, b: Value) -> Result<(Value, Value, Vec<usize>), Op
 
 /// `a op b` with multidirectional broadcasting, for two tensors of one numeric dtype.
 pub(crate) fn arithmetic(op: Arithmetic, a: Value, b: Value) -> Result<Value, OpError> {
+    // f32 on burn-flex with the common broadcasts: whittle's kernel, in place at a last use.
+    let (a, b) = match crate::kernels::binary::arithmetic(op, a, b) {
+        Ok(result) => return result,
+        Err(operands) => *operands,
+    };
     let dtype = a.dtype();
     let (a, b, shape) = align(a, b)?;
     let result = match a.kind() {

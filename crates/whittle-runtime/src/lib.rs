@@ -31,5 +31,5 @@ mod value;
 
 pub use device::{Backend, RuntimeOptions};
 pub use error::{Result, RuntimeError};
-pub use session::{Outputs, Session, StepTime};
+pub use session::{NamedTensors, Session, StepTime};
 pub use value::MAX_RANK;

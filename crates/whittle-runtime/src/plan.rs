@@ -322,6 +322,7 @@ impl<'a> Planner<'a> {
                 .map_err(|err| RuntimeError::UnsupportedInitializer { tensor: tensor.name.clone(), reason: err.reason })?;
             constants.push((slot, value));
         }
+        crate::fuse::fuse_bias(&mut self.steps, &output_slots, slot_count, &constant);
         crate::fuse::fuse_activations(&mut self.steps, &output_slots, slot_count);
         // Quantized layers read their weights at plan time, through the same constants.
         crate::fuse_int8::fuse_int8(&mut self.steps, &output_slots, slot_count, &constant, self.device);

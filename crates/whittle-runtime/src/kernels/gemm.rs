@@ -86,6 +86,19 @@ impl ConstantRhs {
     }
 }
 
+/// A constant f32 vector added to every row of a product (a bias Add the planner folded into
+/// MatMul, see `crate::fuse`), shared by every clone of the op. Two are equal when their bits are.
+#[derive(Debug, Clone)]
+pub(crate) struct ConstantBias(pub Arc<[f32]>);
+
+impl PartialEq for ConstantBias {
+    fn eq(&self, other: &ConstantBias) -> bool {
+        self.0.len() == other.0.len() && self.0.iter().zip(other.0.iter()).all(|(a, b)| a.to_bits() == b.to_bits())
+    }
+}
+
+impl Eq for ConstantBias {}
+
 /// Packs the constant B' `[k, n]`, stored row-major as `[k, n]`, or as `[n, k]` when `transposed`
 /// (Gemm's transB, torch's Linear weights).
 pub(crate) fn pack_b(values: &[f32], k: usize, n: usize, transposed: bool) -> PackedB {
@@ -95,6 +108,14 @@ pub(crate) fn pack_b(values: &[f32], k: usize, n: usize, transposed: bool) -> Pa
 /// Packs the constant A `[m, k]`, stored row-major.
 pub(crate) fn pack_a(values: &[f32], m: usize, k: usize) -> PackedA {
     Packed::new(executor().prepack_a(matrix(values, m, k, false)))
+}
+
+/// A `[rows, cols]` view of `values` with the given row and column strides (a transposed or
+/// head-strided operand, read in place); an error when `values` is too short for them.
+pub(crate) fn strided_matrix(values: &[f32], rows: usize, cols: usize, strides: [usize; 2]) -> Result<Matrix<'_>, OpError> {
+    Matrix::from_slice_with_strides([rows, cols], values, strides).map_err(|err| {
+        OpError::new(format!("a [{rows}, {cols}] operand with strides {strides:?} does not fit its data: {err:?}"))
+    })
 }
 
 /// A `[rows, cols]` view of `values`, stored row-major as `[rows, cols]`, or as `[cols, rows]` when

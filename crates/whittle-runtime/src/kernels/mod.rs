@@ -1,7 +1,11 @@
 //! whittle's own f32 CPU kernels for the ops where burn-flex is slow: GEMM with weights packed once
 //! ([`gemm`]) and 2-D convolution lowered to it ([`conv`]), with the bias and an activation applied
 //! in the kernel's output loop ([`Activation`]); inference BatchNormalization and MaxPool
-//! ([`elementwise`]), whose per-call cost on burn-flex dominated the small CNN fixture.
+//! ([`elementwise`]), whose per-call cost on burn-flex dominated the small CNN fixture; and the
+//! transformer's ops: vectorizing erf, exp and tanh with Erf and Gelu ([`activation`]), Softmax and
+//! LayerNormalization rows ([`rows`]), broadcast arithmetic ([`binary`]) and fused Attention
+//! ([`attention`]). Maps run in the input's own buffer when the value reaches them at its last use
+//! ([`map_in_place`]), so a chain of elementwise steps allocates nothing.
 //!
 //! They run only where they apply: on burn-flex, on f32 values (see [`flex_f32`]); every other
 //! device and dtype (ndarray, wgpu, f16, f64, and autodiff later, whose tensors are not flex's own)
@@ -18,10 +22,14 @@
 //! value without another copy. Kernel results match burn's to f32 rounding (both accumulate in f32,
 //! in a different order).
 
+pub(crate) mod activation;
+pub(crate) mod attention;
+pub(crate) mod binary;
 pub(crate) mod conv;
 pub(crate) mod elementwise;
 pub(crate) mod gemm;
 pub(crate) mod int8;
+pub(crate) mod rows;
 
 use burn_flex::{Flex, FlexTensor};
 use burn_tensor::{Float, Tensor, TensorData};
@@ -102,6 +110,110 @@ pub(crate) fn contiguous(tensor: &FlexTensor) -> Contiguous {
     }
 }
 
+/// A flex tensor's elements with their strides, the last axis contiguous: the tensor itself when its
+/// strides allow (a transposed view of heads does), else a contiguous copy.
+#[derive(Debug)]
+pub(crate) struct Strided {
+    tensor: FlexTensor,
+    offset: usize,
+    pub strides: Vec<usize>,
+    pub dims: Vec<usize>,
+}
+
+impl Strided {
+    pub(crate) fn new(tensor: FlexTensor) -> Strided {
+        let layout = tensor.layout();
+        let dims = layout.shape().to_vec();
+        let last_contiguous = layout.strides().last().is_none_or(|&stride| stride == 1) || dims.last() == Some(&1);
+        let strides: Option<Vec<usize>> = layout.strides().iter().map(|&stride| usize::try_from(stride).ok()).collect();
+        match strides.filter(|_| last_contiguous) {
+            Some(strides) => Strided { offset: layout.start_offset(), strides, dims, tensor },
+            None => {
+                let tensor = tensor.to_contiguous();
+                let mut strides = vec![1; dims.len()];
+                for axis in (0..dims.len().saturating_sub(1)).rev() {
+                    strides[axis] = strides[axis + 1] * dims[axis + 1];
+                }
+                Strided { offset: tensor.layout().start_offset(), strides, dims, tensor }
+            }
+        }
+    }
+
+    /// The storage from the tensor's first element on.
+    pub(crate) fn values(&self) -> &[f32] {
+        &self.tensor.storage::<f32>()[self.offset..]
+    }
+
+    /// The bytes from the first element on, for bool tensors (one byte each).
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.tensor.storage::<u8>()[self.offset..]
+    }
+
+    /// The stride of `axis` as broadcasting reads it: 0 on a size-1 axis.
+    pub(crate) fn broadcast_stride(&self, axis: usize) -> usize {
+        if self.dims[axis] == 1 {
+            0
+        } else {
+            self.strides[axis]
+        }
+    }
+}
+
+/// `value` in `shape` as a view of the same memory, for a flex float value that is itself a strided
+/// view (a Split output, a transpose) whose reshape needs no copy: splitting an axis (`[b, s, 64]`
+/// of a `[b, s, 192]` buffer to `[b, s, 4, 16]`) or merging axes that are contiguous among
+/// themselves. `None` when the value is contiguous (burn's reshape is already free), another
+/// kind or device, empty, or when the new shape needs a copy.
+///
+/// burn-flex copies any non-contiguous tensor it reshapes: `transformer_tiny`'s Reshapes of Q, K
+/// and V after Split cost 1.7 us each at batch 1, a copy the following Transpose and MatMul (which
+/// read strides) do not need. The rule is numpy's (`_attempt_nocopy_reshape`).
+pub(crate) fn reshape_view(value: &Value, shape: &[usize]) -> Option<Value> {
+    if value.kind() != crate::value::ElementKind::Float || value.rank() == 0 || shape.is_empty() || shape.len() > crate::MAX_RANK
+    {
+        return None;
+    }
+    let tensor = with_rank!(value.burn_rank(), D => value.clone().float::<D>().ok()?.try_into_primitive::<Flex>().ok())?;
+    let layout = tensor.layout();
+    if layout.is_contiguous() || layout.num_elements() == 0 || shape.iter().product::<usize>() != layout.num_elements() {
+        return None;
+    }
+    // Old axes of size 1 carry no stride information.
+    let (old_dims, old_strides): (Vec<usize>, Vec<isize>) =
+        layout.shape().iter().zip(layout.strides()).filter(|(&size, _)| size != 1).map(|(&size, &stride)| (size, stride)).unzip();
+    let mut strides = vec![1isize; shape.len()];
+    let (mut old, mut new) = (0, 0);
+    while old < old_dims.len() && new < shape.len() {
+        // The smallest groups of old axes [old, old_end) and new axes [new, new_end) of one size.
+        let (mut old_end, mut new_end) = (old + 1, new + 1);
+        let (mut old_size, mut new_size) = (old_dims[old], shape[new]);
+        while old_size != new_size {
+            if new_size < old_size {
+                new_size *= *shape.get(new_end)?;
+                new_end += 1;
+            } else {
+                old_size *= *old_dims.get(old_end)?;
+                old_end += 1;
+            }
+        }
+        // The old group must be one block of memory with the innermost stride...
+        for axis in old..old_end - 1 {
+            if old_strides[axis] != old_strides[axis + 1] * old_dims[axis + 1] as isize {
+                return None;
+            }
+        }
+        // ...which the new group lays out in row-major order.
+        strides[new_end - 1] = old_strides[old_end - 1];
+        for axis in (new + 1..new_end).rev() {
+            strides[axis - 1] = strides[axis] * shape[axis] as isize;
+        }
+        (old, new) = (old_end, new_end);
+    }
+    let layout = burn_flex::Layout::new(burn_tensor::Shape::from(shape.to_vec()), strides, layout.start_offset());
+    let view = FlexTensor::from_arc(tensor.data_arc(), layout, tensor.dtype());
+    with_rank!(shape.len(), D => Value::from_float(Tensor::<D, Float>::from_primitive::<Flex>(view), value.dtype()).ok())
+}
+
 /// The f32 weights of an initializer, read at plan time for packing; `None` for other dtypes.
 pub(crate) fn constant_f32(tensor: &whittle_ir::Tensor) -> Option<(Vec<f32>, Vec<usize>)> {
     if tensor.dtype != DataType::F32 {
@@ -113,13 +225,54 @@ pub(crate) fn constant_f32(tensor: &whittle_ir::Tensor) -> Option<(Vec<f32>, Vec
     Some((values, dims))
 }
 
-/// A kernel's output buffer as an f32 value of `shape` on flex, without copying it.
+/// A kernel's output buffer as an f32 value of `shape` on flex, without copying it. An empty
+/// `shape` is an ONNX scalar (one value).
 pub(crate) fn output(values: Vec<f32>, shape: &[usize]) -> Result<Value, OpError> {
-    if values.len() != shape.iter().product::<usize>() || shape.is_empty() || shape.len() > crate::MAX_RANK {
+    if values.len() != shape.iter().product::<usize>() || shape.len() > crate::MAX_RANK {
         fail!("kernel output of {} values does not fit shape {shape:?}", values.len());
     }
-    let tensor = FlexTensor::from_data(TensorData::new(values, shape.to_vec()));
-    with_rank!(shape.len(), D => Value::from_float(Tensor::<D, Float>::from_primitive::<Flex>(tensor), DataType::F32))
+    let burn_shape = if shape.is_empty() { vec![1] } else { shape.to_vec() };
+    wrap(FlexTensor::from_data(TensorData::new(values, burn_shape)), shape)
+}
+
+/// A flex f32 tensor (a kernel's output, or an input it overwrote in place) as the value of ONNX
+/// shape `shape`; the tensor has `shape`'s element count.
+pub(crate) fn wrap(tensor: FlexTensor, shape: &[usize]) -> Result<Value, OpError> {
+    let rank = tensor.layout().num_dims();
+    if rank == 0 || rank > crate::MAX_RANK || tensor.layout().num_elements() != shape.iter().product::<usize>() {
+        fail!("kernel output {:?} does not fit shape {shape:?}", tensor.layout().shape());
+    }
+    let value = with_rank!(rank, D => Value::from_float(Tensor::<D, Float>::from_primitive::<Flex>(tensor), DataType::F32))?;
+    value.reshape(shape)
+}
+
+/// Applies `map` to the elements of a flex f32 value, in its own buffer when nothing else holds it
+/// (its last use), else in a copy; the value back (boxed) when it is not a flex f32 value.
+pub(crate) fn map_in_place(value: Value, map: impl FnOnce(&mut [f32])) -> Result<Result<Value, OpError>, Box<Value>> {
+    let Some(tensor) = flex_f32(&value) else { return Err(Box::new(value)) };
+    let shape = value.shape().to_vec();
+    // The value's own handle goes, so that the tensor is the buffer's only holder at a last use.
+    drop(value);
+    Ok(map_tensor_in_place(tensor, &shape, map))
+}
+
+/// Applies `map` to the elements of the flex f32 `tensor` of ONNX shape `shape`, in its buffer
+/// when the tensor is the only holder of a contiguous one, else in a copy.
+pub(crate) fn map_tensor_in_place(
+    mut tensor: FlexTensor,
+    shape: &[usize],
+    map: impl FnOnce(&mut [f32]),
+) -> Result<Value, OpError> {
+    let count: usize = shape.iter().product();
+    if tensor.layout().contiguous_offsets() == Some((0, count)) && tensor.is_unique() {
+        if let Some(values) = tensor.try_storage_mut::<f32>().and_then(|values| values.get_mut(..count)) {
+            map(values);
+            return wrap(tensor, shape);
+        }
+    }
+    let mut values = contiguous(&tensor).to_vec();
+    map(&mut values);
+    output(values, shape)
 }
 
 #[cfg(test)]
@@ -144,6 +297,28 @@ mod tests {
     fn other_dtypes_are_left_to_burn() {
         let value = crate::ops::test_support::i64_value(&[2], &[1, 2]);
         assert!(flex_f32(&value).is_none());
+    }
+
+    #[test]
+    fn strided_views_reshape_without_a_copy_where_their_strides_allow() {
+        // x [2, 3, 6]; v = x[:, :, 1..5], a Split-like view of strides [18, 6, 1].
+        let x: Vec<f32> = (0..36).map(|i| i as f32).collect();
+        let base = f32_value(&[2, 3, 6], &x).float::<3>().unwrap();
+        let view = Value::from_float(base.narrow(2, 1, 4), DataType::F32).unwrap();
+        let expected: Vec<f32> = (0..24).map(|i| x[(i / 4) * 6 + 1 + i % 4]).collect();
+        let source = flex_f32(&view).unwrap();
+        for target in [&[2, 3, 2, 2][..], &[6, 4], &[1, 2, 3, 4, 1], &[2, 3, 4, 1]] {
+            let reshaped = reshape_view(&view, target).unwrap_or_else(|| panic!("{target:?} is a view"));
+            assert_eq!(reshaped.shape(), target);
+            assert_eq!(reshaped.to_f32_vec().unwrap(), expected, "{target:?}");
+            // The same memory, not a copy.
+            assert_eq!(flex_f32(&reshaped).unwrap().bytes().as_ptr(), source.bytes().as_ptr());
+        }
+        // Merging the inner two axes would need stride 1 across rows of 6: a copy, left to burn.
+        assert!(reshape_view(&view, &[2, 12]).is_none());
+        assert!(reshape_view(&view, &[24]).is_none());
+        // A contiguous value is burn's (already free) business.
+        assert!(reshape_view(&f32_value(&[2, 2], &[1.0; 4]), &[4]).is_none());
     }
 
     #[test]

@@ -25,14 +25,18 @@
 //! float type for V, whose product rule the spec leaves open, so that case is refused.
 //!
 //! Composed from burn ops only (matmul, elementwise, reductions, expand), so it runs on every
-//! device; the fusion pass will emit this op, so the common path (float32, no mask) mirrors the
-//! reference operation for operation.
+//! device; the fusion pass emits this op, so the common path (float32, no mask) mirrors the
+//! reference operation for operation. On burn-flex, f32 attention without a cache, softcap, windows,
+//! extra outputs or a padded mask runs as one fused kernel ([`crate::kernels::attention`]), which
+//! applies the scale once to the product instead of `sqrt(scale)` to each operand (the same value
+//! to f32 rounding).
 
 use std::ops::RangeInclusive;
 
 use burn_tensor::{Bool, DType, Device, Float, Tensor};
 use whittle_ir::DataType;
 
+use crate::kernels;
 use crate::ops::cast::cast;
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
 use crate::quant::attribute_since;
@@ -157,6 +161,11 @@ impl Operator for Attention {
         let mask = inputs.take_optional(3);
         let (past_key, past_value) = (inputs.take_optional(4), inputs.take_optional(5));
         let nonpad = inputs.take_optional(6);
+        if past_key.is_none() && nonpad.is_none() {
+            if let Some(y) = self.run_kernel(&q, &k, &v, mask.as_ref())? {
+                return Ok(vec![y]);
+            }
+        }
         let dtype = q.dtype();
         if q.kind() != ElementKind::Float {
             fail!("Q must be a float tensor, got {dtype}");
@@ -270,6 +279,119 @@ impl Operator for Attention {
 }
 
 impl Attention {
+    /// Y on the fused kernel, or `None` where it does not apply (see the file's documentation) or
+    /// the inputs are not ones it checks (the general path then reports what is wrong).
+    fn run_kernel(&self, q: &Value, k: &Value, v: &Value, mask: Option<&Value>) -> Result<Option<Value>, OpError> {
+        use crate::kernels::attention::{attention, Bias, Heads, Options};
+        use crate::kernels::Strided;
+        let plain = self.softcap == 0.0
+            && self.outputs == 1
+            && self.left_window.is_none()
+            && self.right_window.is_none()
+            && self.softmax_precision.is_none_or(|precision| precision == DataType::F32);
+        let rank = q.rank();
+        if !plain || !(rank == 3 || rank == 4) || k.rank() != rank || v.rank() != rank {
+            return Ok(None);
+        }
+        let (Some(q_tensor), Some(k_tensor), Some(v_tensor)) = (kernels::flex_f32(q), kernels::flex_f32(k), kernels::flex_f32(v)) else {
+            return Ok(None);
+        };
+        let (q_view, k_view, v_view) = (Strided::new(q_tensor), Strided::new(k_tensor), Strided::new(v_tensor));
+        // [batch, heads, seq, size] dims and the strides of batch, head and row.
+        let as_heads = |view: &Strided, heads: Option<usize>| -> Option<([usize; 4], [usize; 3])> {
+            match (&view.dims[..], &view.strides[..]) {
+                (&[batch, seq, hidden], &[batch_stride, row_stride, _]) => {
+                    let heads = heads?;
+                    (hidden % heads == 0).then(|| ([batch, heads, seq, hidden / heads], [batch_stride, hidden / heads, row_stride]))
+                }
+                (&[batch, heads, seq, size], &[batch_stride, head_stride, row_stride, _]) => {
+                    Some(([batch, heads, seq, size], [batch_stride, head_stride, row_stride]))
+                }
+                _ => None,
+            }
+        };
+        let heads = |rank_heads| if rank == 3 { rank_heads } else { None };
+        if rank == 4 && self.strict_heads && (self.q_num_heads.is_some() || self.kv_num_heads.is_some()) {
+            return Ok(None);
+        }
+        let (Some((q_dims, q_strides)), Some((k_dims, k_strides)), Some((v_dims, v_strides))) = (
+            as_heads(&q_view, heads(self.q_num_heads)),
+            as_heads(&k_view, heads(self.kv_num_heads)),
+            as_heads(&v_view, heads(self.kv_num_heads)),
+        ) else {
+            return Ok(None);
+        };
+        let [batch, q_heads, q_seq, head_size] = q_dims;
+        let [_, kv_heads, total, _] = k_dims;
+        let value_size = v_dims[3];
+        let consistent = k_dims[0] == batch
+            && v_dims[0] == batch
+            && k_dims[3] == head_size
+            && v_dims[1] == kv_heads
+            && v_dims[2] == total
+            && q_heads % kv_heads == 0
+            && self.q_num_heads.is_none_or(|count| count == q_heads)
+            && self.kv_num_heads.is_none_or(|count| count == kv_heads)
+            && ![q_dims, k_dims, v_dims].iter().any(|dims| dims.contains(&0));
+        if !consistent {
+            return Ok(None);
+        }
+        let scores = [batch, q_heads, q_seq, total];
+        let mask_view = match mask {
+            None => None,
+            Some(mask) => {
+                let fits = |shape: &[usize]| {
+                    shape.len() <= 4
+                        && shape.last() == Some(&total)
+                        && shape.iter().rev().zip(scores.iter().rev()).all(|(&size, &full)| size == 1 || size == full)
+                };
+                if !fits(mask.shape()) {
+                    return Ok(None);
+                }
+                let mask = mask.clone().unsqueeze_to(4)?;
+                let tensor = match mask.dtype() {
+                    DataType::F32 => kernels::flex_f32(&mask),
+                    DataType::Bool => mask.clone().bool::<4>()?.try_into_primitive::<burn_flex::Flex>().ok(),
+                    _ => None,
+                };
+                match tensor {
+                    Some(tensor) if mask.dtype() == DataType::F32 || tensor.dtype() == DType::Bool(burn_tensor::BoolStore::Native) => {
+                        Some((Strided::new(tensor), mask.dtype() == DataType::Bool))
+                    }
+                    _ => return Ok(None),
+                }
+            }
+        };
+        let bias = mask_view.as_ref().map(|(view, boolean)| {
+            let strides = [view.broadcast_stride(0), view.broadcast_stride(1), view.broadcast_stride(2)];
+            if *boolean {
+                Bias::Bool { values: view.bytes(), strides }
+            } else {
+                Bias::Additive { values: view.values(), strides }
+            }
+        });
+        let scale = match self.scale {
+            Some(scale) => scale,
+            None => (1.0 / (head_size as f64).sqrt()) as f32,
+        };
+        let (out_shape, out_strides) = if rank == 3 {
+            (vec![batch, q_seq, q_heads * value_size], [q_seq * q_heads * value_size, value_size, q_heads * value_size])
+        } else {
+            (vec![batch, q_heads, q_seq, value_size], [q_heads * q_seq * value_size, q_seq * value_size, value_size])
+        };
+        let mut out = vec![0.0f32; out_shape.iter().product()];
+        attention(
+            Heads { values: q_view.values(), strides: q_strides, dims: q_dims },
+            Heads { values: k_view.values(), strides: k_strides, dims: k_dims },
+            Heads { values: v_view.values(), strides: v_strides, dims: v_dims },
+            bias,
+            Options { scale, causal: self.is_causal },
+            &mut out,
+            out_strides,
+        );
+        Ok(Some(kernels::output(out, &out_shape)?))
+    }
+
     /// Q, K and V as `[batch, heads, seq, head_size]`, checked against each other.
     fn to_heads(&self, q: Value, k: Value, v: Value) -> Result<(Tensor<4>, Tensor<4>, Tensor<4>), OpError> {
         let rank = q.rank();

@@ -1,12 +1,15 @@
 //! Gelu: the Gaussian error linear unit, exact or tanh-approximated
 //! (<https://onnx.ai/onnx/operators/onnx__Gelu.html>).
 //!
-//! Opset 20 introduced the op, the only version.
+//! Opset 20 introduced the op, the only version. f32 values on burn-flex take the kernels'
+//! vectorized erf and tanh ([`crate::kernels::activation`]), one pass in place; other devices and
+//! dtypes burn's gelu.
 
 use std::ops::RangeInclusive;
 
 use burn_tensor::activation;
 
+use crate::kernels::{self, activation::Map};
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
 use crate::value::{map_float, Value};
 
@@ -31,7 +34,11 @@ impl Operator for Gelu {
     }
 
     fn eval(&self, mut inputs: Inputs) -> Result<Vec<Value>, OpError> {
-        let x = inputs.take(0)?;
+        let map = if self.tanh { Map::GeluTanh } else { Map::Gelu };
+        let x = match kernels::map_in_place(inputs.take(0)?, |values| map.apply(values)) {
+            Ok(y) => return Ok(vec![y?]),
+            Err(x) => *x,
+        };
         let y = if self.tanh {
             map_float!(x, t => activation::gelu_approximate(t))?
         } else {

@@ -10,12 +10,15 @@
 //! Without Mean and InvStdDev, burn's last-axis `layer_norm` does the work: it is the path every
 //! exported transformer takes. When the node names either statistic, the row statistics are computed
 //! here in f32 (the stash type) and Y is built from them, so that Y and the statistics agree.
+//! Without them, f32 values on burn-flex run on the row kernel
+//! ([`crate::kernels::rows::layer_norm`]: one reading pass per statistic, one writing pass).
 
 use std::ops::RangeInclusive;
 
 use burn_tensor::{module, DType, Tensor};
 use whittle_ir::DataType;
 
+use crate::kernels;
 use crate::ops::{normalize_axis, Inputs, NodeContext, OpError, Operator};
 use crate::value::Value;
 
@@ -65,6 +68,11 @@ impl Operator for LayerNormalization {
         if let Some(bias) = &bias {
             check("B", bias)?;
         }
+        if !self.statistics {
+            if let Some(y) = self.run_kernel(&x, &scale, bias.as_ref())? {
+                return Ok(vec![y]);
+            }
+        }
         let x = x.reshape(&[rows, columns])?.float::<2>()?;
         let scale = scale.reshape(&[columns])?.float::<1>()?;
         let bias = bias.map(|bias| bias.reshape(&[columns])?.float::<1>()).transpose()?;
@@ -81,6 +89,23 @@ impl Operator for LayerNormalization {
             Value::from_float(mean, DataType::F32)?.reshape(&statistics_shape)?,
             Value::from_float(inv_std_dev, DataType::F32)?.reshape(&statistics_shape)?,
         ])
+    }
+}
+
+impl LayerNormalization {
+    /// Y on the row kernel, when X, Scale and B are flex f32 values; `None` otherwise.
+    fn run_kernel(&self, x: &Value, scale: &Value, bias: Option<&Value>) -> Result<Option<Value>, OpError> {
+        let (Some(x_tensor), Some(scale_tensor)) = (kernels::flex_f32(x), kernels::flex_f32(scale)) else { return Ok(None) };
+        let bias_tensor = match bias.map(kernels::flex_f32) {
+            Some(None) => return Ok(None),
+            Some(Some(tensor)) => Some(tensor),
+            None => None,
+        };
+        let (x_values, scale_values) = (kernels::contiguous(&x_tensor), kernels::contiguous(&scale_tensor));
+        let bias_values = bias_tensor.as_ref().map(kernels::contiguous);
+        let mut out = vec![0.0f32; x_values.len()];
+        kernels::rows::layer_norm(&x_values, &mut out, &scale_values, bias_values.as_deref(), self.epsilon);
+        Ok(Some(kernels::output(out, x.shape())?))
     }
 }
 

@@ -6,28 +6,37 @@
 //!
 //! On burn-flex, f32 products run on whittle's GEMM kernel ([`crate::kernels::gemm`]) when B is
 //! shared by every batch entry (a constant B packed once at plan time, the transformer's weights)
-//! or when both operands have the same batch axes (attention's products); other broadcasts,
-//! devices and dtypes stay on burn.
+//! or when both operands have the same batch axes (attention's products, whose operands are read
+//! in place through their strides: the transposed K and the head views of Q and V are not copied);
+//! other broadcasts, devices and dtypes stay on burn. The planner may fold a following Add of a
+//! constant `[N]` vector into the node (`crate::fuse`): the kernel adds it in its output loop.
 
 use std::ops::RangeInclusive;
 
 use rayon::prelude::*;
-use rten_gemm::{GemmInputA, GemmInputB};
+use rten_gemm::{BiasVector, GemmInputA, GemmInputB};
 
-use crate::broadcast::broadcast_shape;
-use crate::kernels::gemm::{self as kernel, ConstantRhs};
-use crate::kernels::{self, activate_burn, Activation};
+use crate::broadcast::{arithmetic, broadcast_shape, Arithmetic};
+use crate::kernels::gemm::{self as kernel, ConstantBias, ConstantRhs};
+use crate::kernels::{self, activate_burn, Activation, Strided};
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
 use crate::value::{with_rank, Value};
 
-/// `Y = A @ B`, then the activation fused into it, if any.
+/// `Y = A @ B`, then the bias and the activation fused into it, if any.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MatMul {
     /// B packed for the f32 kernel, when it is a constant f32 matrix.
     pub(crate) packed: Option<ConstantRhs>,
+    /// A constant `[N]` vector added to every row, from an Add the planner fused into this node.
+    pub(crate) bias: Option<ConstantBias>,
     /// An activation the planner fused into this node (see `crate::fuse`).
     pub(crate) activation: Option<Activation>,
 }
+
+/// Products below this many multiply-adds run their batch entries on the calling thread: rayon's
+/// fork and join on 2 threads cost more than a batch of `transformer_tiny`'s 16x16x16 attention
+/// products (2^17 multiply-adds at batch 8).
+const PARALLEL_BATCH_WORK: usize = 1 << 20;
 
 impl Operator for MatMul {
     const OP_TYPE: &'static str = "MatMul";
@@ -35,7 +44,7 @@ impl Operator for MatMul {
     const ATTRIBUTES: &'static [&'static str] = &[];
 
     fn parse(node: &NodeContext<'_>) -> Result<Self, OpError> {
-        Ok(MatMul { packed: node.constant_input(1).and_then(|b| ConstantRhs::pack(b, false)), activation: None })
+        Ok(MatMul { packed: node.constant_input(1).and_then(|b| ConstantRhs::pack(b, false)), bias: None, activation: None })
     }
 
     fn eval(&self, mut inputs: Inputs) -> Result<Vec<Value>, OpError> {
@@ -45,13 +54,24 @@ impl Operator for MatMul {
             fail!("operands have different dtypes {dtype} and {}", b.dtype());
         }
         let layout = MatMulLayout::new(a.shape(), b.shape())?;
+        if let Some(bias) = &self.bias {
+            if layout.output.last() != Some(&bias.0.len()) || dtype != whittle_ir::DataType::F32 {
+                fail!("the fused bias of {} values does not fit the {dtype} product {:?}", bias.0.len(), layout.output);
+            }
+        }
         if let Some(y) = self.run_kernel(&a, &b, &layout)? {
             return Ok(vec![y]);
         }
+        let device = a.device();
         let (a, b) = (layout.lhs(a)?, layout.rhs(b)?);
         // burn's matmul broadcasts size-1 batch axes of same-rank operands.
         let product = with_rank!(layout.rank(), D => Value::from_float(a.float::<D>()?.matmul(b.float::<D>()?), dtype)?);
         let mut y = layout.output(product)?;
+        if let Some(bias) = &self.bias {
+            let values = bias.0.iter().map(|&v| f64::from(v)).collect();
+            let bias = Value::float_from_f64(values, &[bias.0.len()], dtype, &device)?;
+            y[0] = arithmetic(Arithmetic::Add, y[0].clone(), bias)?;
+        }
         if let Some(y) = y.first_mut().filter(|_| self.activation.is_some()) {
             *y = activate_burn(y.clone(), self.activation)?;
         }
@@ -67,7 +87,7 @@ impl MatMul {
         let rank = layout.rank();
         let (batch_a, batch_b) = (&layout.lhs[..rank - 2], &layout.rhs[..rank - 2]);
         let shared_b = batch_b.iter().all(|&size| size == 1);
-        if layout.output.is_empty() || !(shared_b || batch_a == batch_b) {
+        if layout.output.is_empty() || layout.output.contains(&0) || !(shared_b || batch_a == batch_b) {
             return Ok(None);
         }
         let Some(a_tensor) = kernels::flex_f32(a) else { return Ok(None) };
@@ -80,28 +100,42 @@ impl MatMul {
                 None => return Ok(None),
             },
         };
-        let (a_values, b_values) = (kernels::contiguous(&a_tensor), b_tensor.as_ref().map(kernels::contiguous));
+        let bias = self.bias.as_ref().map(|bias| BiasVector::Row(&bias.0[..]));
         let batch: usize = batch_a.iter().product();
         let mut out = vec![0.0f32; batch * m * n];
         if shared_b {
             // Every batch entry multiplies the same B: one product of all their rows.
             let rows = batch * m;
+            let a_values = kernels::contiguous(&a_tensor);
+            let b_values = b_tensor.as_ref().map(kernels::contiguous);
             let b_matrix = match (packed, &b_values) {
                 (Some(packed), _) => GemmInputB::Packed(packed.packed.get()),
                 (None, Some(values)) => GemmInputB::Unpacked(kernel::matrix(values, k, n, false)),
                 (None, None) => return Ok(None),
             };
             let a_matrix = GemmInputA::Unpacked(kernel::matrix(&a_values, rows, k, false));
-            kernel::gemm(&mut out, a_matrix, b_matrix, 1.0, 0.0, None, self.activation)?;
-        } else if let Some(b_values) = &b_values {
-            // One small product per batch entry, in parallel when the pool has threads to spare.
-            let product = |(t, out): (usize, &mut [f32])| {
-                let a_matrix = GemmInputA::Unpacked(kernel::matrix(&a_values[t * m * k..(t + 1) * m * k], m, k, false));
-                let b_matrix = GemmInputB::Unpacked(kernel::matrix(&b_values[t * k * n..(t + 1) * k * n], k, n, false));
-                kernel::gemm(out, a_matrix, b_matrix, 1.0, 0.0, None, self.activation)
+            kernel::gemm(&mut out, a_matrix, b_matrix, 1.0, 0.0, bias, self.activation)?;
+        } else if let Some(b_tensor) = b_tensor {
+            // One small product per batch entry, each operand read in place through its strides
+            // (attention's transposed K and head-strided Q and V are views, not copies).
+            let (a_view, b_view) = (Strided::new(a_tensor), Strided::new(b_tensor));
+            let (Some(a_offsets), Some(b_offsets)) = (batch_offsets(&a_view, a.shape()), batch_offsets(&b_view, b.shape()))
+            else {
+                return Ok(None);
             };
-            let chunk = (m * n).max(1);
-            if rayon::current_num_threads() > 1 && batch > 1 {
+            let matrix_strides = |view: &Strided| {
+                let r = view.strides.len();
+                [view.strides[r - 2], view.strides[r - 1]]
+            };
+            let (a_strides, b_strides) = (matrix_strides(&a_view), matrix_strides(&b_view));
+            let (a_values, b_values) = (a_view.values(), b_view.values());
+            let product = |(t, out): (usize, &mut [f32])| {
+                let a_matrix = GemmInputA::Unpacked(kernel::strided_matrix(&a_values[a_offsets[t]..], m, k, a_strides)?);
+                let b_matrix = GemmInputB::Unpacked(kernel::strided_matrix(&b_values[b_offsets[t]..], k, n, b_strides)?);
+                kernel::gemm(out, a_matrix, b_matrix, 1.0, 0.0, bias, self.activation)
+            };
+            let chunk = m * n;
+            if rayon::current_num_threads() > 1 && batch > 1 && batch * m * n * k >= PARALLEL_BATCH_WORK {
                 out.par_chunks_mut(chunk).enumerate().try_for_each(product)?;
             } else {
                 out.chunks_mut(chunk).enumerate().try_for_each(product)?;
@@ -111,6 +145,27 @@ impl MatMul {
         }
         Ok(Some(kernels::output(out, &layout.output)?))
     }
+}
+
+/// The offset of each batch entry's matrix in `view`'s values, batch entries in row-major order,
+/// for an operand of ONNX shape `shape`; `None` for a 1-D operand (promoted, it has no matrix
+/// strides to read).
+fn batch_offsets(view: &Strided, shape: &[usize]) -> Option<Vec<usize>> {
+    if shape.len() < 2 || view.dims.len() != shape.len() {
+        return None;
+    }
+    let batch_axes = shape.len() - 2;
+    let count: usize = shape[..batch_axes].iter().product();
+    let mut offsets = Vec::with_capacity(count);
+    for index in 0..count {
+        let (mut rest, mut offset) = (index, 0);
+        for axis in (0..batch_axes).rev() {
+            offset += (rest % shape[axis]) * view.strides[axis];
+            rest /= shape[axis];
+        }
+        offsets.push(offset);
+    }
+    Some(offsets)
 }
 
 /// The shapes of a numpy-style matrix product, shared by MatMul, MatMulInteger and QLinearMatMul:
@@ -238,9 +293,28 @@ mod tests {
         let (a, b) = (ramp(2 * 3 * 4, 0.25), ramp(2 * 4 * 5, 0.5));
         let out = run(&node("MatMul", 2, 1, vec![]), 13, vec![f32_value(&[2, 3, 4], &a), f32_value(&[2, 4, 5], &b)]);
         assert_close(&out[0], &[2, 3, 5], &reference(&a, &b, 2, 3, 4, 5));
-        // Several threads run the batch entries in parallel.
+        // Several threads run the batch entries of a large enough product in parallel.
+        let (a, b) = (ramp(2 * 96 * 128, 0.01), ramp(2 * 128 * 96, 0.01));
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        let out = pool.install(|| run(&node("MatMul", 2, 1, vec![]), 13, vec![f32_value(&[2, 3, 4], &a), f32_value(&[2, 4, 5], &b)]));
+        let out = pool.install(|| run(&node("MatMul", 2, 1, vec![]), 13, vec![f32_value(&[2, 96, 128], &a), f32_value(&[2, 128, 96], &b)]));
+        assert_close(&out[0], &[2, 96, 96], &reference(&a, &b, 2, 96, 128, 96));
+    }
+
+    #[test]
+    fn strided_views_are_read_in_place_like_their_contiguous_copies() {
+        // A = swap(1, 2) of [2, 4, 3] and B = swap(1, 2) of [2, 5, 4]: attention's transposed
+        // operands, which the kernel reads through their strides.
+        let (a_stored, b_stored) = (ramp(2 * 4 * 3, 0.25), ramp(2 * 5 * 4, 0.5));
+        let swap = |values: &[f32], dims: [usize; 3]| {
+            let [batch, rows, cols] = dims;
+            (0..batch * rows * cols).map(|i| values[(i / (rows * cols)) * rows * cols + (i % rows) * cols + (i / rows) % cols]).collect::<Vec<_>>()
+        };
+        let (a, b) = (swap(&a_stored, [2, 4, 3]), swap(&b_stored, [2, 5, 4]));
+        let view = |values: &[f32], dims: &[i64]| {
+            let stored = f32_value(dims, values).float::<3>().unwrap().swap_dims(1, 2);
+            crate::value::Value::from_float(stored, whittle_ir::DataType::F32).unwrap()
+        };
+        let out = run(&node("MatMul", 2, 1, vec![]), 13, vec![view(&a_stored, &[2, 4, 3]), view(&b_stored, &[2, 5, 4])]);
         assert_close(&out[0], &[2, 3, 5], &reference(&a, &b, 2, 3, 4, 5));
     }
 

@@ -3,6 +3,8 @@
 //! From opset 5 the shape is an input; opset 14 added `allowzero`. In the shape, -1 (at most once)
 //! stands for whatever size makes the element count match, and 0 copies the input's size at that
 //! position unless `allowzero` is set, when it means a size of zero. Later opsets only add types.
+//! On burn-flex a strided float view is reshaped as a view where its strides allow
+//! ([`crate::kernels::reshape_view`]).
 
 use std::ops::RangeInclusive;
 
@@ -42,6 +44,10 @@ impl Operator for Reshape {
             }
         };
         let target = resolve(data.shape(), &requested, self.allowzero)?;
+        // A strided view on flex (a Split output) is reshaped without a copy where its strides allow.
+        if let Some(view) = crate::kernels::reshape_view(&data, &target) {
+            return Ok(vec![view]);
+        }
         Ok(vec![data.reshape(&target)?])
     }
 }

@@ -2,12 +2,15 @@
 //!
 //! Opset 13 changed the meaning of `axis`: from 13 on the softmax runs along that one axis (default
 //! -1); before, the input is viewed as a matrix `[prod(shape[..axis]), prod(shape[axis..])]` (default
-//! axis 1) and the softmax runs along its rows. Both are implemented.
+//! axis 1) and the softmax runs along its rows. Both are implemented. A softmax over contiguous
+//! rows (the last axis, or the flattened `axis..` before 13) of an f32 value on burn-flex runs on
+//! the row kernel ([`crate::kernels::rows::softmax`]); the rest on burn.
 
 use std::ops::RangeInclusive;
 
 use burn_tensor::activation;
 
+use crate::kernels;
 use crate::ops::{normalize_axis, Inputs, NodeContext, OpError, Operator};
 use crate::value::{map_float, Value};
 
@@ -57,6 +60,18 @@ pub(crate) fn normalize(x: Value, axis: i64, coerce_to_matrix: bool, log: bool) 
         fail!("the input needs rank 1 or more");
     }
     let shape = x.shape().to_vec();
+    let rows_from = if coerce_to_matrix && axis == shape.len() as i64 { Some(shape.len()) } else { normalize_axis(axis, shape.len()).ok() };
+    let row_kernel = !log && rows_from.is_some_and(|axis| coerce_to_matrix || axis + 1 == shape.len());
+    let x = match rows_from.filter(|_| row_kernel) {
+        Some(axis) => {
+            let columns: usize = shape[axis..].iter().product();
+            match kernels::map_in_place(x, |values| kernels::rows::softmax(values, columns)) {
+                Ok(y) => return y,
+                Err(x) => *x,
+            }
+        }
+        None => x,
+    };
     if coerce_to_matrix {
         // Opsets 1 to 12 accept axis == rank (one column per row).
         let axis = if axis == shape.len() as i64 { shape.len() } else { normalize_axis(axis, shape.len())? };
@@ -109,5 +124,17 @@ mod tests {
         let x = [0.0, 1.0, 2.0, 3.0];
         let out = run(&node("Softmax", 1, 1, vec![]), 11, vec![f32_value(&[1, 2, 2], &x)]);
         assert_close(&out[0], &[1, 2, 2], &softmax(&x.map(f64::from)));
+    }
+
+    #[test]
+    fn strided_inputs_and_log_softmax_agree_with_the_row_formula() {
+        // A transposed (strided) input takes the kernel through a contiguous copy.
+        let x = f32_value(&[2, 3], &[1.0, 2.0, 3.0, 0.0, 0.0, -1.0]);
+        let transposed = crate::value::Value::from_float(x.float::<2>().unwrap().transpose(), whittle_ir::DataType::F32).unwrap();
+        let out = run(&node("Softmax", 1, 1, vec![]), 13, vec![transposed]);
+        let expected: Vec<f64> = [softmax(&[1.0, 0.0]), softmax(&[2.0, 0.0]), softmax(&[3.0, -1.0])].concat();
+        assert_close(&out[0], &[3, 2], &expected);
+        let out = run(&node("LogSoftmax", 1, 1, vec![]), 13, vec![f32_value(&[2], &[1.0, 2.0])]);
+        assert_close(&out[0], &[2], &softmax(&[1.0, 2.0]).iter().map(|p| p.ln()).collect::<Vec<_>>());
     }
 }
