@@ -51,10 +51,10 @@ impl Activation {
     pub(crate) fn apply(self, values: &mut [f32]) {
         match self {
             Activation::Relu => {
+                // An unconditional select, which vectorizes; the conditional store it replaced did
+                // not, and took 13% of digits_cnn's run at batch 8 (perf). NaN fails `<= 0` and stays.
                 for value in values {
-                    if *value <= 0.0 {
-                        *value = 0.0;
-                    }
+                    *value = if *value <= 0.0 { 0.0 } else { *value };
                 }
             }
         }
