@@ -115,14 +115,31 @@ impl Map {
 
 /// `values[i] = f(values[i])`, 16 at a time: the polynomials are long chains of dependent
 /// operations, and a fixed block of 16 lets the compiler interleave four vectors' chains.
+///
+/// The loop is compiled for every instruction set pulp dispatches to (AVX-512, AVX2 + FMA, the
+/// baseline) and the best one the CPU has runs: the release binary targets baseline x86-64 (SSE2,
+/// 4 lanes), where erf measured 3.4 ns an element, 2.3 with AVX2 and 1.0 with AVX-512 (a loop over
+/// 16k values). Without fast-math the compiler neither contracts to FMA nor reorders, so every
+/// path computes the same IEEE operations and gives bit-identical results.
 pub(crate) fn map_interleaved(values: &mut [f32], f: impl Fn(f32) -> f32 + Copy) {
-    let mut blocks = values.chunks_exact_mut(16);
-    for block in &mut blocks {
-        for value in block.iter_mut() {
-            *value = f(*value);
+    struct Blocks<'a, F>(&'a mut [f32], F);
+    impl<F: Fn(f32) -> f32 + Copy> pulp::WithSimd for Blocks<'_, F> {
+        type Output = ();
+        // Inlined into pulp's per-instruction-set entry points, so the loop and `f` are compiled
+        // with their target features (a closure passed to `Arch::dispatch` was not: no gain).
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _simd: S) {
+            let Blocks(values, f) = self;
+            let mut blocks = values.chunks_exact_mut(16);
+            for block in &mut blocks {
+                for value in block.iter_mut() {
+                    *value = f(*value);
+                }
+            }
+            blocks.into_remainder().iter_mut().for_each(|value| *value = f(*value));
         }
     }
-    blocks.into_remainder().iter_mut().for_each(|value| *value = f(*value));
+    pulp::Arch::new().dispatch(Blocks(values, f));
 }
 
 /// Exact Gelu of one element.
