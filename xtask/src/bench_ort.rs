@@ -55,8 +55,9 @@ fn fuse(whittle: &Path, model: &Path, out: &Path) -> Option<std::path::PathBuf> 
     None
 }
 
-/// Times `model` with `whittle bench --json`; the p50 in ms, or the first line of its error.
-fn whittle_p50(
+/// Times `model` with `whittle bench --json`; the p50 in ms, or the first line of its error. Shared
+/// with `int8-vs-fp32`.
+pub(crate) fn whittle_p50(
     whittle: &Path,
     model: &Path,
     data: &Path,

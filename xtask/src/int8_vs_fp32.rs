@@ -11,9 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
-use crate::bench_ort::{machine, publish};
+use crate::bench_ort::{machine, publish, whittle_p50};
 use crate::quant_vs_ort::quantize_fixture;
 use crate::run;
 
@@ -41,7 +41,11 @@ pub fn run_all(root: &Path, seconds: f64) -> Result<()> {
             for &threads in THREADS {
                 let mut p50 = Vec::new();
                 for model in &models {
-                    p50.push(bench(&whittle, model, &dir.join("eval.npz"), batch, threads, seconds)?);
+                    let (batch, threads, seconds) = (batch.to_string(), threads.to_string(), seconds.to_string());
+                    match whittle_p50(&whittle, model, &dir.join("eval.npz"), &batch, &threads, &seconds)? {
+                        Ok(ms) => p50.push(ms),
+                        Err(reason) => bail!("whittle bench failed on {}: {reason}", model.display()),
+                    }
                 }
                 let row = format!(
                     "| {fixture} | {batch} | {threads} | {:.4} | {:.4} | {:.4} | {:.2} | {:.2} |",
@@ -74,23 +78,6 @@ pub fn run_all(root: &Path, seconds: f64) -> Result<()> {
     );
     text.push_str(&rows);
     publish(root, RESULTS, &text)
-}
-
-/// The p50 in ms of `whittle bench` on `model`.
-fn bench(whittle: &Path, model: &Path, data: &Path, batch: usize, threads: usize, seconds: f64) -> Result<f64> {
-    let output = Command::new(whittle)
-        .arg("bench")
-        .arg(model)
-        .arg("--data")
-        .arg(data)
-        .args(["--batch", &batch.to_string(), "--threads", &threads.to_string(), "--seconds", &seconds.to_string(), "--json"])
-        .output()
-        .context("cannot start the whittle binary")?;
-    if !output.status.success() {
-        bail!("whittle bench failed on {}: {}", model.display(), String::from_utf8_lossy(&output.stderr));
-    }
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-    report["latency"]["p50_ms"].as_f64().context("whittle bench printed no p50_ms")
 }
 
 /// The load averages from `/proc/loadavg`, for the results header: the machine is shared.
