@@ -307,12 +307,15 @@ impl<'a> Planner<'a> {
             graph.outputs.iter().map(|output| (output.name.clone(), self.slot_of(&output.name))).collect();
         let mut slot_count = self.slots.len();
         let output_slots: Vec<usize> = outputs.iter().map(|&(_, slot)| slot).collect();
-        // The constants ops may read at plan time: this graph's initializers that no feed overrides.
-        let constant = |slot: usize| {
-            let index = initializer_slots.iter().position(|&initializer| initializer == slot)?;
-            let tensor = &graph.initializers[index];
-            (!graph.inputs.iter().any(|input| input.name == tensor.name)).then_some(tensor)
-        };
+        // The constants ops may read at plan time: this graph's initializers that no feed overrides,
+        // by slot, so that the planner steps' lookups cost no search.
+        let mut constant_slots: Vec<Option<&Tensor>> = vec![None; slot_count];
+        for (tensor, &slot) in graph.initializers.iter().zip(&initializer_slots) {
+            if !graph.inputs.iter().any(|input| input.name == tensor.name) {
+                constant_slots[slot] = Some(tensor);
+            }
+        }
+        let constant = |slot: usize| constant_slots.get(slot).copied().flatten();
         let folded = crate::fold::fold_batch_norms(&mut self.steps, &constant, &output_slots, &mut slot_count);
         let mut constants = Vec::new();
         let uploads = graph.initializers.iter().zip(initializer_slots.iter().copied());
