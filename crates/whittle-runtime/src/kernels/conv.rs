@@ -6,7 +6,9 @@
 //! virtual im2col, which gathers patches (zeros in the padding) block by block while packing, so the
 //! unrolled matrix (`kh * kw` times the image) is never built. The output `[M / group, OH * OW]` of
 //! each product is already the NCHW layout of its slice of Y, so nothing is transposed afterwards;
-//! the bias and the activation are applied in the same pass. Small ungrouped convolutions (an
+//! the bias and the activation are applied in the same pass. Small ungrouped layers with few
+//! filters skip the GEMM for the direct loop of [`super::direct_conv`]; the other small ungrouped
+//! convolutions (an
 //! unrolled batch of at most [`MATERIALIZED_IM2COL_LIMIT`] elements) instead build the batch's
 //! patches in memory, as a few span copies of each channel plane per tap ([`TapCopies`]) where the
 //! x stride is 1 and a gather through a tap table otherwise, and multiply them in column chunks of
@@ -21,6 +23,7 @@ use rayon::prelude::*;
 use rten_gemm::{BiasVector, ColOffsets, GemmInputA, GemmInputB, Im2Col, RowOffsets};
 use rten_tensor::{Matrix, NdTensorView};
 
+use crate::kernels::direct_conv::{self, DirectWeights};
 use crate::kernels::gemm::{self, executor, PackedA};
 use crate::kernels::Activation;
 use crate::ops::OpError;
@@ -32,6 +35,8 @@ pub(crate) struct PackedConv {
     /// The weights' shape `[M, C / group, kh, kw]` (1-D kernels with `kh` 1).
     pub shape: [usize; 4],
     groups: Vec<PackedA>,
+    /// The same weights for the direct loop, where it serves them (small ungrouped layers).
+    direct: Option<DirectWeights>,
 }
 
 /// Packs constant weights of `w_shape` (`[M, C / group, kh, kw]`) for `group` groups, which divide M.
@@ -41,6 +46,7 @@ pub(crate) fn pack_weights(weights: &[f32], w_shape: [usize; 4], group: usize) -
     PackedConv {
         shape: w_shape,
         groups: weights.chunks_exact(rows * depth).map(|chunk| gemm::pack_a(chunk, rows, depth)).collect(),
+        direct: direct_conv::serves(w_shape, group).then(|| direct_conv::pack(weights, w_shape)),
     }
 }
 
@@ -92,6 +98,18 @@ impl Conv2d<'_> {
         let Window2d { strides, padding, .. } = self.window;
         let direct = kh == 1 && kw == 1 && strides == [1, 1] && padding == [(0, 0); 2];
         if !direct && self.group == 1 && depth * n * oh * ow <= MATERIALIZED_IM2COL_LIMIT {
+            // Small ungrouped layers skip the GEMM (see direct_conv.rs); weights that are not a
+            // constant are laid out for it per call, which costs a pass over them.
+            let direct_weights = match self.weights {
+                Weights::Packed(packed) => packed.direct.clone(),
+                Weights::Plain(values) => {
+                    direct_conv::serves(self.w_shape, self.group).then(|| direct_conv::pack(values, self.w_shape))
+                }
+            };
+            if let Some(weights) = direct_weights {
+                direct_conv::run(self, &weights, &mut out);
+                return Ok(out);
+            }
             return self.run_batched(out, [oh, ow]);
         }
         // The im2col offsets depend on shapes only, so every image and group shares them.
@@ -407,6 +425,14 @@ mod tests {
             ([1, 3, 16, 16], [8, 3, 7, 7], 1, [2, 2], [1, 1], [(3, 3), (3, 3)], true, false),
             // 1-D as 2-D: height 1.
             ([2, 3, 1, 11], [4, 3, 1, 3], 1, [1, 2], [1, 1], [(0, 0), (2, 1)], true, false),
+            // The direct loop's blocks: 40 filters are a full and a partial block of 32, with a
+            // stride and padding; a batch large enough to split over threads.
+            ([2, 3, 9, 9], [40, 3, 3, 3], 1, [2, 2], [1, 1], [(1, 2), (0, 1)], true, true),
+            ([4, 16, 16, 16], [32, 16, 3, 3], 1, [1, 1], [1, 1], [(1, 1), (1, 1)], true, true),
+            // Above the direct loop's limits (80 filters; 130 * 9 multiply-adds an output), the
+            // batch's materialized im2col and one GEMM.
+            ([2, 8, 6, 6], [80, 8, 3, 3], 1, [1, 1], [1, 1], [(1, 1), (1, 1)], true, true),
+            ([1, 130, 4, 4], [8, 130, 3, 3], 1, [1, 1], [1, 1], [(1, 1), (1, 1)], false, false),
             // An im2col matrix above the in-memory limit (16 * 9 * 2 * 64 * 64 elements) goes through
             // rten-gemm's virtual im2col, one product per image.
             ([2, 16, 64, 64], [4, 16, 3, 3], 1, [1, 1], [2, 1], [(2, 2), (1, 1)], true, true),

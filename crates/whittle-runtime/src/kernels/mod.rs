@@ -1,5 +1,6 @@
 //! whittle's own f32 CPU kernels for the ops where burn-flex is slow: GEMM with weights packed once
-//! ([`gemm`]) and 2-D convolution lowered to it ([`conv`]), with the bias and an activation applied
+//! ([`gemm`]) and 2-D convolution lowered to it ([`conv`]) or, for small layers, computed directly
+//! ([`direct_conv`]), with the bias and an activation applied
 //! in the kernel's output loop ([`Activation`]); inference BatchNormalization and MaxPool
 //! ([`elementwise`]), whose per-call cost on burn-flex dominated the small CNN fixture; and the
 //! transformer's ops: vectorizing erf, exp and tanh with Erf and Gelu ([`activation`]), Softmax and
@@ -26,6 +27,7 @@ pub(crate) mod activation;
 pub(crate) mod attention;
 pub(crate) mod binary;
 pub(crate) mod conv;
+pub(crate) mod direct_conv;
 pub(crate) mod elementwise;
 pub(crate) mod gemm;
 pub(crate) mod int8;

@@ -1,0 +1,365 @@
+//! Direct f32 convolution for small ungrouped layers: each output pixel accumulated in registers
+//! from the (zero-padded) input, with no im2col matrix and no GEMM packing.
+//!
+//! On small images the GEMM lowering in [`super::conv`] spends most of a call around the product:
+//! on `digits_cnn` at batch 8 (one thread, perf, whole run 42 us) rten-gemm's kernel took 20% of
+//! the run while building the batch's im2col matrix (`Conv2d::run` itself, 20%), the span copies
+//! and the output shuffle (memmove, 11%), packing it again for the GEMM (5%) and zeroing and
+//! allocating its buffers (10%) took more than twice that. Here the weights are laid out once as
+//! blocks of 16 or 32 output channels, `[block][channel, ky, kx][lane]`, and a block of output
+//! pixels keeps its sums in registers: one input element broadcast against one row of weights per
+//! tap, the bias added first and the activation applied as the sums are stored in NCHW. The loops'
+//! trip counts are constants of the instruction set pulp dispatches to, so they unroll with the
+//! sums in registers (AVX-512: 8 pixels of one or two registers; AVX2: 8 registers).
+//! digits_cnn at batch 8, one thread, same machine: the run went from 42 to 27 us with 16-channel
+//! blocks (its 16 to 32 channel layer from 22 to 14 us a call).
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::kernels::conv::Conv2d;
+use crate::kernels::Activation;
+use crate::spatial::Window2d;
+
+/// Registers of sums a block may hold: AVX-512 has 32 (16 hold sums), AVX2 16 (8 hold sums); the
+/// scalar fallback holds one pixel of a 32-channel block.
+const ACCUMULATORS: usize = 32;
+
+/// Output pixels per register block at most.
+const PIXELS: usize = 8;
+
+/// Output channels above which the GEMM lowering wins: every block of channels reads the whole
+/// input again, where the GEMM reads its packed patches once per block of its own.
+const MAX_CHANNELS: usize = 64;
+
+/// Multiply-adds per output element (`C * kh * kw`) above which the GEMM lowering wins: its packed
+/// panels stay in cache over long reductions, the direct loop's weight rows do not.
+const MAX_DEPTH: usize = 1152;
+
+/// Weights `[M, C, kh, kw]` as blocks of `width` (16 or 32) output channels: block `b` holds, for
+/// every `(c, ky, kx)` in order, the weights of outputs `b * width ..` (zeros past `M`). Shared by
+/// every clone of the op; two are equal when their bits are.
+#[derive(Debug, Clone)]
+pub(crate) struct DirectWeights {
+    blocks: Arc<[f32]>,
+    /// `C * kh * kw`.
+    depth: usize,
+    /// Output channels per block: 32 where M is above 16, so each input element loaded feeds
+    /// twice the multiply-adds (digits_cnn's 32-channel layer: 14 to 9 us a call).
+    width: usize,
+}
+
+impl PartialEq for DirectWeights {
+    fn eq(&self, other: &DirectWeights) -> bool {
+        self.depth == other.depth
+            && self.width == other.width
+            && self.blocks.len() == other.blocks.len()
+            && self.blocks.iter().zip(other.blocks.iter()).all(|(a, b)| a.to_bits() == b.to_bits())
+    }
+}
+
+impl Eq for DirectWeights {}
+
+/// Whether the direct loop serves weights of `w_shape` (`[M, C / group, kh, kw]`) in `group`s.
+pub(crate) fn serves(w_shape: [usize; 4], group: usize) -> bool {
+    let [m, c, kh, kw] = w_shape;
+    group == 1 && m <= MAX_CHANNELS && c * kh * kw <= MAX_DEPTH
+}
+
+/// Lays out weights `[M, C, kh, kw]` (row-major, `w_shape`) in blocks.
+pub(crate) fn pack(weights: &[f32], w_shape: [usize; 4]) -> DirectWeights {
+    let [m, c, kh, kw] = w_shape;
+    let depth = c * kh * kw;
+    let width = if m > 16 { 32 } else { 16 };
+    let mut blocks = vec![0.0f32; m.div_ceil(width) * depth * width];
+    for (filter, row) in weights.chunks_exact(depth).enumerate() {
+        let (block, lane) = (filter / width, filter % width);
+        for (k, &weight) in row.iter().enumerate() {
+            blocks[(block * depth + k) * width + lane] = weight;
+        }
+    }
+    DirectWeights { blocks: blocks.into(), depth, width }
+}
+
+/// Runs `conv` (ungrouped, weights laid out by [`pack`]) into `out` `[N, M, OH, OW]`.
+pub(crate) fn run(conv: &Conv2d<'_>, weights: &DirectWeights, out: &mut [f32]) {
+    run_on(&Best, conv, weights, out);
+}
+
+/// Runs a block on an instruction set.
+trait Dispatch: Sync {
+    fn run<const WIDTH: usize>(&self, block: Block<'_, WIDTH>);
+}
+
+/// The best instruction set the CPU has.
+struct Best;
+
+impl Dispatch for Best {
+    fn run<const WIDTH: usize>(&self, block: Block<'_, WIDTH>) {
+        pulp::Arch::new().dispatch(block);
+    }
+}
+
+/// [`run`] with blocks computed by `isa`.
+fn run_on(isa: &impl Dispatch, conv: &Conv2d<'_>, weights: &DirectWeights, out: &mut [f32]) {
+    let [n, c, h, w] = conv.x_shape;
+    let [m, _, kh, kw] = conv.w_shape;
+    let [_, _, oh, ow] = conv.output_shape();
+    let Window2d { strides, dilations, padding, .. } = conv.window;
+    // Padding made real once, so the inner loop reads without bounds logic of its own.
+    let (hp, wp) = (h + padding[0].0 + padding[0].1, w + padding[1].0 + padding[1].1);
+    let padded_input;
+    let x = if padding == [(0, 0); 2] {
+        conv.x
+    } else {
+        let mut padded = vec![0.0f32; n * c * hp * wp];
+        for (plane, source) in padded.chunks_exact_mut(hp * wp).zip(conv.x.chunks_exact(h * w)) {
+            for (y, row) in source.chunks_exact(w).enumerate() {
+                let start = (y + padding[0].0) * wp + padding[1].0;
+                copy_short(&mut plane[start..start + w], row);
+            }
+        }
+        padded_input = padded;
+        &padded_input
+    };
+    // Offsets in a padded plane: of each output pixel's window corner, and of each tap from it.
+    let pixel_offsets: Vec<usize> =
+        (0..oh).flat_map(|oy| (0..ow).map(move |ox| oy * strides[0] * wp + ox * strides[1])).collect();
+    let tap_offsets: Vec<usize> =
+        (0..kh).flat_map(|ky| (0..kw).map(move |kx| ky * dilations[0] * wp + kx * dilations[1])).collect();
+    let image = |index: usize, out: &mut [f32]| {
+        let task = Image {
+            x: &x[index * c * hp * wp..(index + 1) * c * hp * wp],
+            plane: hp * wp,
+            weights,
+            bias: conv.bias,
+            activation: conv.activation,
+            pixel_offsets: &pixel_offsets,
+            tap_offsets: &tap_offsets,
+            channels: c,
+            filters: m,
+            out,
+        };
+        match weights.width {
+            16 => isa.run(Block::<16>(task)),
+            _ => isa.run(Block::<32>(task)),
+        }
+    };
+    let chunk = m * oh * ow;
+    // Below about 2M multiply-adds a second thread costs more to wake than it saves (see the
+    // batched GEMM path in conv.rs).
+    if rayon::current_num_threads() > 1 && n > 1 && n * chunk * weights.depth >= 1 << 21 {
+        out.par_chunks_mut(chunk).enumerate().for_each(|(index, out)| image(index, out));
+    } else {
+        for (index, out) in out.chunks_mut(chunk).enumerate() {
+            image(index, out);
+        }
+    }
+}
+
+/// One image's convolution: `x` its padded planes, `out` its `[M, OH * OW]` slice of Y.
+struct Image<'a> {
+    x: &'a [f32],
+    plane: usize,
+    weights: &'a DirectWeights,
+    bias: Option<&'a [f32]>,
+    activation: Option<Activation>,
+    pixel_offsets: &'a [usize],
+    tap_offsets: &'a [usize],
+    channels: usize,
+    filters: usize,
+    out: &'a mut [f32],
+}
+
+/// An [`Image`] computed in blocks of `WIDTH` output channels (the weights' `width`).
+struct Block<'a, const WIDTH: usize>(Image<'a>);
+
+impl<const WIDTH: usize> pulp::WithSimd for Block<'_, WIDTH> {
+    type Output = ();
+
+    // Inlined into pulp's per-instruction-set entry points, so that the loops, whose trip counts
+    // are constants of `S` and WIDTH, are unrolled with the sums in registers.
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let Image { x, plane, weights, bias, activation, pixel_offsets, tap_offsets, channels, filters, out } = self.0;
+        let (depth, taps, pixels) = (weights.depth, tap_offsets.len(), pixel_offsets.len());
+        // Registers per pixel for a block of WIDTH channels, and pixels per register block.
+        let vectors = (WIDTH / S::F32_LANES).max(1);
+        let budget = if S::F32_LANES >= 16 { 16 } else { 8 };
+        let block_pixels = (budget / vectors).clamp(1, PIXELS);
+        let zero = simd.splat_f32s(0.0);
+        let mut stored = [0.0f32; PIXELS * 32];
+        for (block, block_weights) in weights.blocks.chunks_exact(depth * WIDTH).enumerate() {
+            let first = block * WIDTH;
+            let lanes = WIDTH.min(filters - first);
+            let mut initial = [0.0f32; 32];
+            if let Some(bias) = bias {
+                initial[..lanes].copy_from_slice(&bias[first..first + lanes]);
+            }
+            let initial = S::as_simd_f32s(&initial[..WIDTH]).0;
+            for start in (0..pixels).step_by(block_pixels) {
+                let count = block_pixels.min(pixels - start);
+                // A short last block repeats its last pixel; only `count` pixels are stored.
+                let mut corners = [0usize; PIXELS];
+                for (p, corner) in corners.iter_mut().enumerate().take(block_pixels) {
+                    *corner = pixel_offsets[start + p.min(count - 1)];
+                }
+                let mut sums = [zero; ACCUMULATORS];
+                for p in 0..block_pixels {
+                    sums[p * vectors..(p + 1) * vectors].copy_from_slice(&initial[..vectors]);
+                }
+                for channel in 0..channels {
+                    let input = &x[channel * plane..(channel + 1) * plane];
+                    let rows = &block_weights[channel * taps * WIDTH..(channel + 1) * taps * WIDTH];
+                    for (row, &tap) in rows.chunks_exact(WIDTH).zip(tap_offsets) {
+                        let mut row_vectors = [zero; ACCUMULATORS];
+                        row_vectors[..vectors].copy_from_slice(&S::as_simd_f32s(row).0[..vectors]);
+                        for p in 0..block_pixels {
+                            let value = simd.splat_f32s(input[corners[p] + tap]);
+                            for v in 0..vectors {
+                                sums[p * vectors + v] = simd.mul_add_e_f32s(value, row_vectors[v], sums[p * vectors + v]);
+                            }
+                        }
+                    }
+                }
+                // Pixel p's channel `first + lane` lands at `p * WIDTH + lane`.
+                let (stored_vectors, _) = S::as_mut_simd_f32s(&mut stored);
+                stored_vectors[..block_pixels * vectors].copy_from_slice(&sums[..block_pixels * vectors]);
+                // One output row (channel) at a time: its `count` pixels are contiguous in Y.
+                let relu = activation == Some(Activation::Relu);
+                for lane in 0..lanes {
+                    let row = &mut out[(first + lane) * pixels + start..][..count];
+                    for (p, target) in row.iter_mut().enumerate() {
+                        let value = stored[p * WIDTH + lane];
+                        // NaN fails `<= 0` and stays, as in Activation::apply.
+                        *target = if relu && value <= 0.0 { 0.0 } else { value };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `target.copy_from_slice(source)` for rows of a few elements, in fixed blocks of 4: a plain
+/// `copy_from_slice` of an image row is a `memmove` call, which on digits_cnn's 4-wide rows cost
+/// more than the copy.
+fn copy_short(target: &mut [f32], source: &[f32]) {
+    let mut targets = target.chunks_exact_mut(4);
+    let mut sources = source.chunks_exact(4);
+    for (to, from) in (&mut targets).zip(&mut sources) {
+        let from: [f32; 4] = [from[0], from[1], from[2], from[3]];
+        to.copy_from_slice(&from);
+    }
+    for (to, from) in targets.into_remainder().iter_mut().zip(sources.remainder()) {
+        *to = *from;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::conv::Weights;
+    use crate::kernels::gemm::tests::{assert_near, ramp};
+    use crate::ops::test_support::reference_conv2d;
+
+    /// The scalar fallback, for CPUs without AVX2.
+    struct Scalar;
+
+    impl Dispatch for Scalar {
+        fn run<const WIDTH: usize>(&self, block: Block<'_, WIDTH>) {
+            pulp::Simd::vectorize(pulp::Scalar::new(), block);
+        }
+    }
+
+    /// AVX2 + FMA (8 lanes), where the CPU has it.
+    #[cfg(target_arch = "x86_64")]
+    struct Avx2(pulp::x86::V3);
+
+    #[cfg(target_arch = "x86_64")]
+    impl Dispatch for Avx2 {
+        fn run<const WIDTH: usize>(&self, block: Block<'_, WIDTH>) {
+            pulp::Simd::vectorize(self.0, block);
+        }
+    }
+
+    /// `(x shape, w shape, strides, dilations, padding)`.
+    type Case = ([usize; 4], [usize; 4], [usize; 2], [usize; 2], [(usize, usize); 2]);
+
+    #[test]
+    fn every_instruction_set_matches_a_reference_convolution() {
+        // 16- and 32-channel blocks, partial blocks, a short last pixel block, strides and
+        // dilations with asymmetric padding.
+        let cases: &[Case] = &[
+            ([2, 1, 8, 8], [16, 1, 3, 3], [1, 1], [1, 1], [(1, 1), (1, 1)]),
+            ([2, 16, 4, 4], [32, 16, 3, 3], [1, 1], [1, 1], [(1, 1), (1, 1)]),
+            ([1, 3, 7, 5], [5, 3, 2, 3], [2, 1], [1, 2], [(0, 1), (2, 0)]),
+            ([2, 2, 6, 6], [45, 2, 3, 3], [1, 2], [2, 1], [(2, 2), (1, 1)]),
+        ];
+        for &(x_shape, w_shape, strides, dilations, padding) in cases {
+            let x = ramp(x_shape.iter().product(), 0.1);
+            let weights = ramp(w_shape.iter().product(), 0.05);
+            let bias: Vec<f32> = (0..w_shape[0]).map(|f| f as f32 * 0.1 - 0.3).collect();
+            let conv = Conv2d {
+                x: &x,
+                x_shape,
+                weights: Weights::Plain(&weights),
+                w_shape,
+                bias: Some(&bias),
+                window: Window2d { kernel: [w_shape[2], w_shape[3]], strides, dilations, padding },
+                group: 1,
+                activation: Some(Activation::Relu),
+            };
+            let [_, _, oh, ow] = conv.output_shape();
+            let expected: Vec<f64> = reference_conv2d(
+                x_shape,
+                w_shape,
+                [oh, ow],
+                strides,
+                dilations,
+                [padding[0].0, padding[1].0],
+                |f| f64::from(bias[f]),
+                |xi, wi, _| f64::from(x[xi]) * f64::from(weights[wi]),
+            )
+            .into_iter()
+            .map(|v| v.max(0.0))
+            .collect();
+            let packed = pack(&weights, w_shape);
+            let mut out = vec![f32::NAN; expected.len()];
+            run_on(&Best, &conv, &packed, &mut out);
+            assert_near(&out, &expected);
+            out.fill(f32::NAN);
+            run_on(&Scalar, &conv, &packed, &mut out);
+            assert_near(&out, &expected);
+            #[cfg(target_arch = "x86_64")]
+            if let Some(v3) = pulp::x86::V3::try_new() {
+                out.fill(f32::NAN);
+                run_on(&Avx2(v3), &conv, &packed, &mut out);
+                assert_near(&out, &expected);
+            }
+        }
+    }
+
+    #[test]
+    fn relu_keeps_nan_and_only_small_ungrouped_layers_are_served() {
+        let x = [f32::NAN, -1.0, 2.0, -3.0];
+        let conv = Conv2d {
+            x: &x,
+            x_shape: [1, 1, 2, 2],
+            weights: Weights::Plain(&[1.0]),
+            w_shape: [1, 1, 1, 1],
+            bias: None,
+            window: Window2d { kernel: [1, 1], strides: [1, 1], dilations: [1, 1], padding: [(0, 0); 2] },
+            group: 1,
+            activation: Some(Activation::Relu),
+        };
+        let mut out = [0.0f32; 4];
+        run(&conv, &pack(&[1.0], [1, 1, 1, 1]), &mut out);
+        assert!(out[0].is_nan());
+        assert_eq!(&out[1..], &[0.0, 2.0, 0.0]);
+        assert!(serves([64, 128, 3, 3], 1));
+        assert!(!serves([65, 3, 3, 3], 1));
+        assert!(!serves([8, 129, 3, 3], 1));
+        assert!(!serves([16, 1, 3, 3], 16));
+    }
+}
