@@ -10,6 +10,14 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 
+/// mimalloc instead of glibc's malloc: a run allocates each intermediate and frees it after its last
+/// use, tens of small buffers per run, and glibc's free/consolidate paths took 5-10% of small
+/// models' runs (perf). Measured alternating the two builds, one thread, p50: digits_cnn batch 8
+/// 24.3 to 21.1 us, transformer_tiny batch 1 84 to 68 us and batch 8 288 to 273 us, digits_mlp
+/// batch 1 5.0 to 3.8 us.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
