@@ -239,7 +239,7 @@ const ROUNDING_LIMIT: f32 = 4_194_304.0;
 /// after rounding, clamped to `[low, high]`), shifted by `offset` (128 for i8, 0 for u8) into the
 /// kernel's u8. Branch-free so that the loop over a tensor vectorizes. NaN comes out as `low`
 /// (`f32::max` returns the number).
-#[inline]
+#[inline(always)]
 fn quantize_one(value: f32, scale: f32, zero_point: f32, [low, high]: [f32; 2], offset: f32) -> u8 {
     let quotient = (value / scale).clamp(-ROUNDING_LIMIT, ROUNDING_LIMIT);
     let rounded = (quotient + ROUNDING_SHIFT) - ROUNDING_SHIFT;
@@ -260,14 +260,26 @@ pub(crate) struct ActivationQuant {
 
 impl ActivationQuant {
     /// The quantized values of `values` in the kernel's u8 (i8 shifted by 128, see [`lhs_bytes`]).
+    ///
+    /// Compiled for every instruction set pulp dispatches to: on the baseline (SSE2) the loop ran 4
+    /// lanes with a division each, 17% of the int8-static transformer fixture's run at batch 8
+    /// (perf); the operations are the same IEEE ones on every path, so the bytes are too.
     pub fn quantize(&self, values: &[f32]) -> Vec<u8> {
-        let (range, offset) = if self.signed { ([-128.0, 127.0], 128.0) } else { ([0.0, 255.0], 0.0) };
-        let zero_point = self.zero_point as f32;
-        let mut out = vec![0u8; values.len()];
-        for (byte, &value) in out.iter_mut().zip(values) {
-            *byte = quantize_one(value, self.scale, zero_point, range, offset);
+        struct Quantize<'a>(&'a ActivationQuant, &'a [f32], Vec<u8>);
+        impl pulp::WithSimd for Quantize<'_> {
+            type Output = Vec<u8>;
+            #[inline(always)]
+            fn with_simd<S: pulp::Simd>(self, _simd: S) -> Vec<u8> {
+                let Quantize(quant, values, mut out) = self;
+                let (range, offset) = if quant.signed { ([-128.0, 127.0], 128.0) } else { ([0.0, 255.0], 0.0) };
+                let zero_point = quant.zero_point as f32;
+                for (byte, &value) in out.iter_mut().zip(values) {
+                    *byte = quantize_one(value, quant.scale, zero_point, range, offset);
+                }
+                out
+            }
         }
-        out
+        pulp::Arch::new().dispatch(Quantize(self, values, vec![0u8; values.len()]))
     }
 
     /// The zero point in the kernel's u8.
@@ -288,6 +300,21 @@ impl ActivationQuant {
     /// [`ActivationQuant::dynamic`] over `values`; `None` when one is NaN (the op's general path
     /// defines that range).
     pub fn dynamic_over(values: &[f32]) -> Option<ActivationQuant> {
+        struct Range<'a>(&'a [f32]);
+        impl pulp::WithSimd for Range<'_> {
+            type Output = Option<ActivationQuant>;
+            // Compiled for each instruction set pulp dispatches to, like `quantize`.
+            #[inline(always)]
+            fn with_simd<S: pulp::Simd>(self, _simd: S) -> Option<ActivationQuant> {
+                ActivationQuant::dynamic_over_loops(self.0)
+            }
+        }
+        pulp::Arch::new().dispatch(Range(values))
+    }
+
+    /// [`ActivationQuant::dynamic_over`]'s loop, inlined into its per-instruction-set entry points.
+    #[inline(always)]
+    fn dynamic_over_loops(values: &[f32]) -> Option<ActivationQuant> {
         // Eight independent lanes of selects, which vectorize; a single `f32::min` chain over the
         // slice ran scalar (`maxss` with NaN checks, 10% of the int8-dynamic transformer fixture's
         // run at batch 8). The comparisons skip NaN, which is flagged on the side.
@@ -319,10 +346,16 @@ impl ActivationQuant {
 
 /// A 2-D convolution's patches as the right operand `[C * kh * kw, N * OH * OW]` of
 /// `W @ patches`, in the kernel's i8: row `(channel, ky, kx)` as the weights store it, column
-/// `(image, oy, ox)`, so that each output line is one contiguous copy from the image. `x` is the
-/// image `[N, C, H, W]` in the kernel's u8 (left-operand form, see [`lhs_bytes`]); both forms differ
-/// by `^ 0x80`, applied while copying. Taps in the padding read `pad` (the zero point, also in
-/// left-operand form), so that they contribute `pad - pad = 0`.
+/// `(image, oy, ox)`. `x` is the image `[N, C, H, W]` in the kernel's u8 (left-operand form, see
+/// [`lhs_bytes`]); both forms differ by `^ 0x80`, applied once while the input is copied into a
+/// zero-padded image. Taps in the padding read `pad` (the zero point, also in left-operand form), so
+/// that they contribute `pad - pad = 0`.
+///
+/// With unit strides along x each output line of a row is `OW` consecutive bytes of the padded
+/// image, copied as 8-byte words: a word may run past the line's end into the next line's place,
+/// which is written after it (both buffers have a word of slack at the end). On digits_cnn's second
+/// layer (4-wide lines) the per-line loop with its padding bounds took 40% of the int8-static run at
+/// batch 8 (perf).
 pub(crate) fn im2col_columns(
     x: &[u8],
     [n, c, h, w]: [usize; 4],
@@ -331,42 +364,49 @@ pub(crate) fn im2col_columns(
     [oh, ow]: [usize; 2],
     pad: u8,
 ) -> Vec<i8> {
+    const WORD: usize = 8;
     let Window2d { strides, dilations, padding, .. } = *window;
-    let (plane, columns) = (oh * ow, n * oh * ow);
-    let mut patches = vec![(pad ^ 0x80) as i8; c * kh * kw * columns];
-    for (row, patch_row) in patches.chunks_exact_mut(columns).enumerate() {
-        let (channel, ky, kx) = (row / (kh * kw), (row / kw) % kh, row % kw);
-        // The output columns whose tap lands on the input: `ox * stride + offset - pad` in
-        // `[0, w)`; the others keep the padding.
-        let (offset, left, stride) = (kx * dilations[1], padding[1].0, strides[1]);
-        let first = left.saturating_sub(offset).div_ceil(stride);
-        let end = ((w + left).saturating_sub(offset)).div_ceil(stride).min(ow);
-        if first >= end {
-            continue;
+    let pad = (pad ^ 0x80) as i8;
+    let (hp, wp) = (h + padding[0].0 + padding[0].1, w + padding[1].0 + padding[1].1);
+    let mut padded = vec![pad; n * c * hp * wp + WORD];
+    for (plane, source) in padded.chunks_exact_mut(hp * wp).zip(x.chunks_exact(h * w)) {
+        for (y, line) in source.chunks_exact(w).enumerate() {
+            let start = (y + padding[0].0) * wp + padding[1].0;
+            for (target, &value) in plane[start..start + w].iter_mut().zip(line) {
+                *target = (value ^ 0x80) as i8;
+            }
         }
-        let start = first * stride + offset - left;
-        for image in 0..n {
-            let source = &x[(image * c + channel) * h * w..(image * c + channel + 1) * h * w];
-            for oy in 0..oh {
-                let Some(iy) = (oy * strides[0] + ky * dilations[0]).checked_sub(padding[0].0).filter(|&iy| iy < h) else {
-                    continue;
-                };
-                let line = &source[iy * w..(iy + 1) * w];
-                let target = &mut patch_row[image * plane + oy * ow + first..image * plane + oy * ow + end];
-                if stride == 1 {
-                    // A slice, not `step_by`: this form vectorizes (the strided one copied byte by
-                    // byte, 29% of the int8-static digits_cnn run at batch 8).
-                    for (element, &value) in target.iter_mut().zip(&line[start..start + end - first]) {
-                        *element = (value ^ 0x80) as i8;
-                    }
-                } else {
-                    for (element, &value) in target.iter_mut().zip(line[start..].iter().step_by(stride)) {
-                        *element = (value ^ 0x80) as i8;
+    }
+    let (plane, columns, taps) = (oh * ow, n * oh * ow, kh * kw);
+    let mut patches = vec![0i8; c * taps * columns + WORD];
+    let words = ow.div_ceil(WORD);
+    let mut at = 0;
+    for channel in 0..c {
+        for ky in 0..kh {
+            for kx in 0..kw {
+                for image in 0..n {
+                    let source = &padded[(image * c + channel) * hp * wp..];
+                    for oy in 0..oh {
+                        let line = (oy * strides[0] + ky * dilations[0]) * wp + kx * dilations[1];
+                        if strides[1] == 1 {
+                            for word in 0..words {
+                                let from = line + word * WORD;
+                                let bytes: [i8; WORD] = source[from..from + WORD].try_into().unwrap_or([pad; WORD]);
+                                patches[at + word * WORD..at + (word + 1) * WORD].copy_from_slice(&bytes);
+                            }
+                        } else {
+                            for (ox, target) in patches[at..at + ow].iter_mut().enumerate() {
+                                *target = source[line + ox * strides[1]];
+                            }
+                        }
+                        at += ow;
                     }
                 }
             }
         }
     }
+    debug_assert_eq!(at, c * taps * plane * n);
+    patches.truncate(c * taps * columns);
     patches
 }
 
@@ -383,6 +423,35 @@ pub(crate) enum ProductLayout {
 /// The f32 epilogue of an integer product: `accumulator * multiplier[channel] + bias[channel]`,
 /// then the activation, in the output's layout.
 pub(crate) fn dequantize(
+    accumulators: &[i32],
+    layout: ProductLayout,
+    multipliers: &[f32],
+    bias: Option<&[f32]>,
+    activation: Option<Activation>,
+) -> Vec<f32> {
+    struct Epilogue<'a> {
+        accumulators: &'a [i32],
+        layout: ProductLayout,
+        multipliers: &'a [f32],
+        bias: Option<&'a [f32]>,
+        activation: Option<Activation>,
+    }
+    impl pulp::WithSimd for Epilogue<'_> {
+        type Output = Vec<f32>;
+        // Compiled for each instruction set pulp dispatches to (the baseline SSE2 loop converted
+        // and scaled 4 lanes at a time); the same IEEE operations on every path.
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _simd: S) -> Vec<f32> {
+            let Epilogue { accumulators, layout, multipliers, bias, activation } = self;
+            dequantize_loops(accumulators, layout, multipliers, bias, activation)
+        }
+    }
+    pulp::Arch::new().dispatch(Epilogue { accumulators, layout, multipliers, bias, activation })
+}
+
+/// [`dequantize`]'s loops, inlined into its per-instruction-set entry points.
+#[inline(always)]
+fn dequantize_loops(
     accumulators: &[i32],
     layout: ProductLayout,
     multipliers: &[f32],
@@ -427,6 +496,50 @@ pub(crate) fn dequantize(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn im2col_columns_match_a_direct_gather() {
+        // (x shape, kernel, strides, dilations, padding): digits_cnn's 3x3 pad 1 on 4x4 and 8x8,
+        // lines wider than one word, strides, dilations and asymmetric padding.
+        let cases = [
+            ([2, 3, 4, 4], [3, 3], [1, 1], [1, 1], [(1, 1), (1, 1)]),
+            ([1, 2, 8, 8], [3, 3], [1, 1], [1, 1], [(1, 1), (1, 1)]),
+            ([2, 1, 5, 19], [2, 3], [1, 1], [2, 1], [(0, 2), (3, 0)]),
+            ([1, 2, 9, 7], [3, 2], [2, 3], [1, 2], [(1, 0), (2, 1)]),
+        ];
+        for (x_shape, kernel, strides, dilations, padding) in cases {
+            let [n, c, h, w] = x_shape;
+            let x: Vec<u8> = (0..n * c * h * w).map(|i| (i * 37 % 251) as u8).collect();
+            let window = Window2d { kernel, strides, dilations, padding };
+            let size = |input: usize, axis: usize| {
+                (input + padding[axis].0 + padding[axis].1 - (kernel[axis] - 1) * dilations[axis] - 1) / strides[axis] + 1
+            };
+            let (oh, ow) = (size(h, 0), size(w, 1));
+            let pad = 7u8;
+            let patches = im2col_columns(&x, x_shape, kernel, &window, [oh, ow], pad);
+            let mut expected = Vec::new();
+            for channel in 0..c {
+                for ky in 0..kernel[0] {
+                    for kx in 0..kernel[1] {
+                        for image in 0..n {
+                            for oy in 0..oh {
+                                for ox in 0..ow {
+                                    let iy = (oy * strides[0] + ky * dilations[0]).checked_sub(padding[0].0);
+                                    let ix = (ox * strides[1] + kx * dilations[1]).checked_sub(padding[1].0);
+                                    let byte = match (iy, ix) {
+                                        (Some(iy), Some(ix)) if iy < h && ix < w => x[((image * c + channel) * h + iy) * w + ix],
+                                        _ => pad,
+                                    };
+                                    expected.push((byte ^ 0x80) as i8);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            assert_eq!(patches, expected, "case {x_shape:?} {kernel:?}");
+        }
+    }
 
     /// `(a - za[row]) @ (b - zb[col])` in i64 over values, not bytes.
     fn reference(a: &[i64], za: &[i64], b: &[i64], zb: &[i64], [m, k, n]: [usize; 3]) -> Vec<i32> {
