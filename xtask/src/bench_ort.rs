@@ -81,6 +81,58 @@ pub(crate) fn whittle_p50(
     Ok(Ok(report["latency"]["p50_ms"].as_f64().context("whittle bench printed no p50_ms")?))
 }
 
+/// Rounds of one cell: whittle, whittle fused and ORT take turns this many times and each side's
+/// figure is the median of its p50s. A single round moved by up to 1.5x between runs on this shared
+/// machine (digits_cnn at batch 8: 22 and 33 us for the same model in one table), in bursts that
+/// one round of a side could fall into alone.
+const ROUNDS: usize = 3;
+
+/// Times one cell (`[batch, threads, seconds]`) in [`ROUNDS`] alternating rounds: the median p50s and
+/// ORT's version, or why whittle could not run the model.
+fn time_cell(
+    root: &Path,
+    python: &Path,
+    whittle: &Path,
+    model: &Path,
+    fused: Option<&Path>,
+    data: &Path,
+    [batch, threads, seconds]: [&str; 3],
+) -> Result<Result<(Times, String), String>> {
+    let (mut plain, mut fused_times, mut ort, mut version) = (Vec::new(), Vec::new(), Vec::new(), String::new());
+    for _ in 0..ROUNDS {
+        match whittle_p50(whittle, model, data, batch, threads, seconds)? {
+            Ok(p50) => plain.push(p50),
+            Err(reason) => return Ok(Err(reason)),
+        }
+        if let Some(fused) = fused {
+            if let Ok(p50) = whittle_p50(whittle, fused, data, batch, threads, seconds)? {
+                fused_times.push(p50);
+            }
+        }
+        let ort_run = Command::new(python)
+            .arg(root.join("xtask/py/bench_ort.py"))
+            .arg(model)
+            .arg(data)
+            .args(["--batch", batch, "--threads", threads, "--seconds", seconds])
+            .output()
+            .context("cannot start python")?;
+        if !ort_run.status.success() {
+            bail!("bench_ort.py failed on {}: {}", model.display(), String::from_utf8_lossy(&ort_run.stderr));
+        }
+        let report: serde_json::Value = serde_json::from_slice(&ort_run.stdout)?;
+        version = report["onnxruntime"].as_str().unwrap_or_default().to_string();
+        ort.push(report["p50_ms"].as_f64().context("bench_ort.py printed no p50_ms")?);
+    }
+    let fused = (!fused_times.is_empty()).then(|| median(&mut fused_times));
+    Ok(Ok((Times { whittle: median(&mut plain), fused, ort: median(&mut ort) }, version)))
+}
+
+/// The median of `values` (the upper one of an even count), which must not be empty.
+pub(crate) fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 pub fn run_all(root: &Path, seconds: f64) -> Result<()> {
     let python = python::interop_venv(root)?;
     run(Command::new(env!("CARGO")).args(["build", "--release", "--quiet", "-p", "whittle-cli"]).current_dir(root))?;
@@ -96,26 +148,19 @@ pub fn run_all(root: &Path, seconds: f64) -> Result<()> {
         for &batch in BATCHES {
             for &threads in THREADS {
                 let (batch_text, threads_text, seconds_text) = (batch.to_string(), threads.to_string(), seconds.to_string());
-                let result = match whittle_p50(&whittle, &model, &data, &batch_text, &threads_text, &seconds_text)? {
-                    Ok(whittle_p50_ms) => {
-                        let fused_p50_ms = match &fused {
-                            Some(fused) => whittle_p50(&whittle, fused, &data, &batch_text, &threads_text, &seconds_text)?.ok(),
-                            None => None,
-                        };
-                        let ort_run = Command::new(&python)
-                            .arg(root.join("xtask/py/bench_ort.py"))
-                            .arg(&model)
-                            .arg(&data)
-                            .args(["--batch", &batch_text, "--threads", &threads_text, "--seconds", &seconds_text])
-                            .output()
-                            .context("cannot start python")?;
-                        if !ort_run.status.success() {
-                            bail!("bench_ort.py failed on {fixture}: {}", String::from_utf8_lossy(&ort_run.stderr));
-                        }
-                        let report: serde_json::Value = serde_json::from_slice(&ort_run.stdout)?;
-                        ort_version = report["onnxruntime"].as_str().unwrap_or_default().to_string();
-                        let ort = report["p50_ms"].as_f64().context("bench_ort.py printed no p50_ms")?;
-                        Ok(Times { whittle: whittle_p50_ms, fused: fused_p50_ms, ort })
+                let result = time_cell(
+                    root,
+                    &python,
+                    &whittle,
+                    &model,
+                    fused.as_deref(),
+                    &data,
+                    [&batch_text, &threads_text, &seconds_text],
+                );
+                let result = match result? {
+                    Ok((times, version)) => {
+                        ort_version = version;
+                        Ok(times)
                     }
                     Err(reason) => Err(reason),
                 };
@@ -167,8 +212,9 @@ fn table(rows: &[Row], machine: &str, ort_version: &str, seconds: f64) -> String
     text.push_str(&format!(
         "Machine: {machine}. ONNX Runtime {ort_version} (CPUExecutionProvider, default graph optimizations, \
          intra-op threads as listed, inter-op 1). whittle: release build, burn-flex. Same samples (the first BATCH \
-         of each fixture's eval.npz), {seconds} s of timed runs per cell after 5 warm-up runs, both sides \
-         alternating in one run of `cargo xtask bench-ort`. Ratio = whittle / ORT (below 1.0: whittle is faster). \
+         of each fixture's eval.npz), {seconds} s of timed runs after 5 warm-up runs per side and round, {ROUNDS} \
+         rounds per cell with the sides alternating, each figure the median of its rounds' p50s, in one run of \
+         `cargo xtask bench-ort`. Ratio = whittle / ORT (below 1.0: whittle is faster). \
          Fused: the model `whittle fuse` writes (opset 23 where the model can move there), timed in whittle; ORT \
          runs the original, which it fuses itself at session creation.\n\n"
     ));

@@ -28,7 +28,8 @@ tasks:
                and rewrites that list
   bench-ort [--seconds S]
                time every fixture in whittle (release build, original and `whittle fuse`d) and in
-               ONNX Runtime at 1 and 2 threads, batch 1 and 8; print medians and the ratios, write
+               ONNX Runtime at 1 and 2 threads, batch 1 and 8, the sides alternating over 3 rounds
+               (S seconds each, default 1); print medians and the ratios, write
                benches/results/bench-ort.md
   int8-vs-fp32 [--seconds S]
                quantize every fixture (int8-static, int8-dynamic) and time the three models in
@@ -83,7 +84,7 @@ fn main() -> Result<()> {
             };
             compare_onnxsim::run(&root, &python)
         }
-        "bench-ort" => bench_ort::run_all(&root, seconds_option(2.0)?),
+        "bench-ort" => bench_ort::run_all(&root, seconds_option(1.0)?),
         "int8-vs-fp32" => int8_vs_fp32::run_all(&root, seconds_option(1.0)?),
         "conformance" => {
             let rest: Vec<String> = std::env::args().skip(2).collect();
