@@ -85,7 +85,7 @@ pub(crate) fn whittle_p50(
 /// figure is the median of its p50s. A single round moved by up to 1.5x between runs on this shared
 /// machine (digits_cnn at batch 8: 22 and 33 us for the same model in one table), in bursts that
 /// one round of a side could fall into alone.
-const ROUNDS: usize = 3;
+pub(crate) const ROUNDS: usize = 3;
 
 /// Times one cell (`[batch, threads, seconds]`) in [`ROUNDS`] alternating rounds: the median p50s and
 /// ORT's version, or why whittle could not run the model.

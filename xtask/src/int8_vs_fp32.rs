@@ -13,7 +13,7 @@ use std::process::Command;
 
 use anyhow::{bail, Result};
 
-use crate::bench_ort::{machine, publish, whittle_p50};
+use crate::bench_ort::{machine, median, publish, whittle_p50, ROUNDS};
 use crate::quant_vs_ort::quantize_fixture;
 use crate::run;
 
@@ -39,14 +39,19 @@ pub fn run_all(root: &Path, seconds: f64) -> Result<()> {
         }
         for &batch in BATCHES {
             for &threads in THREADS {
-                let mut p50 = Vec::new();
-                for model in &models {
-                    let (batch, threads, seconds) = (batch.to_string(), threads.to_string(), seconds.to_string());
-                    match whittle_p50(&whittle, model, &dir.join("eval.npz"), &batch, &threads, &seconds)? {
-                        Ok(ms) => p50.push(ms),
-                        Err(reason) => bail!("whittle bench failed on {}: {reason}", model.display()),
+                // The three models take turns over ROUNDS rounds; each figure is the median of its
+                // rounds' p50s (see bench_ort::ROUNDS).
+                let mut rounds = vec![Vec::new(); models.len()];
+                for _ in 0..ROUNDS {
+                    for (model, times) in models.iter().zip(&mut rounds) {
+                        let (batch, threads, seconds) = (batch.to_string(), threads.to_string(), seconds.to_string());
+                        match whittle_p50(&whittle, model, &dir.join("eval.npz"), &batch, &threads, &seconds)? {
+                            Ok(ms) => times.push(ms),
+                            Err(reason) => bail!("whittle bench failed on {}: {reason}", model.display()),
+                        }
                     }
                 }
+                let p50: Vec<f64> = rounds.iter_mut().map(|times| median(times)).collect();
                 let row = format!(
                     "| {fixture} | {batch} | {threads} | {:.4} | {:.4} | {:.4} | {:.2} | {:.2} |",
                     p50[0],
@@ -65,8 +70,8 @@ pub fn run_all(root: &Path, seconds: f64) -> Result<()> {
     text.push_str(&format!(
         "Machine: {}. Load average (1, 5, 15 min) before: {load_before}, after: {}. whittle: release build, \
          burn-flex, `whittle bench --json` on the first BATCH samples of each fixture's eval.npz, {seconds} s of \
-         timed runs per cell after 5 warm-up runs, the three models alternating in one run of `cargo xtask \
-         int8-vs-fp32`. int8-static: `whittle quantize --mode int8-static` (QDQ, MinMax on calib.npz, per-channel \
+         timed runs after 5 warm-up runs per model and round, {ROUNDS} rounds per cell with the three models \
+         alternating, each figure the median of its rounds' p50s, in one run of `cargo xtask int8-vs-fp32`. int8-static: `whittle quantize --mode int8-static` (QDQ, MinMax on calib.npz, per-channel \
          s8 weights, u8 activations); int8-dynamic: `--mode int8-dynamic`. Ratio = int8 / fp32 (below 1.0: INT8 \
          is faster).\n\n",
         machine(),

@@ -360,8 +360,8 @@ fn int8_speed_note(after_ms: f64, before_ms: f64) -> String {
     } else {
         format!(
             "INT8 is not faster than fp32 in whittle's runtime here (p50 {after_ms:.3} ms vs {before_ms:.3} ms, {ratio:.2}x): {how}, \
-             but on a model this small each layer's fixed costs (quantizing its input, allocating and dequantizing \
-             its output, the step itself) weigh as much as its product, and the ops between layers run in f32 either way."
+             but on a model this small each layer's fixed costs (quantizing its input, building and packing a convolution's \
+             patches, allocating and dequantizing its output, the step itself) weigh as much as its product, and the ops between layers run in f32 either way."
         )
     }
 }
