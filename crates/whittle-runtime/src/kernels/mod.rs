@@ -1,5 +1,6 @@
 //! whittle's own f32 CPU kernels for the ops where burn-flex is slow: GEMM with weights packed once
-//! ([`gemm`]) and 2-D convolution lowered to it ([`conv`]) or, for small layers, computed directly
+//! ([`gemm`]), products too small for its packing ([`small_gemm`]: attention's per-head ones), and
+//! 2-D convolution lowered to it ([`conv`]) or, for small layers, computed directly
 //! ([`direct_conv`]), with the bias and an activation applied
 //! in the kernel's output loop ([`Activation`]); inference BatchNormalization and MaxPool
 //! ([`elementwise`]), whose per-call cost on burn-flex dominated the small CNN fixture; and the
@@ -32,6 +33,7 @@ pub(crate) mod elementwise;
 pub(crate) mod gemm;
 pub(crate) mod int8;
 pub(crate) mod rows;
+pub(crate) mod small_gemm;
 
 use burn_flex::{Flex, FlexTensor};
 use burn_tensor::{Float, Tensor, TensorData};
@@ -124,9 +126,21 @@ pub(crate) struct Strided {
 
 impl Strided {
     pub(crate) fn new(tensor: FlexTensor) -> Strided {
+        Strided::make(tensor, true)
+    }
+
+    /// The tensor itself for any non-negative strides, the last axis's too (a reader that gathers
+    /// its elements, like `small_gemm`, needs no contiguous copy of attention's K^T); else a
+    /// contiguous copy.
+    pub(crate) fn with_any_strides(tensor: FlexTensor) -> Strided {
+        Strided::make(tensor, false)
+    }
+
+    fn make(tensor: FlexTensor, last_contiguous_only: bool) -> Strided {
         let layout = tensor.layout();
         let dims = layout.shape().to_vec();
-        let last_contiguous = layout.strides().last().is_none_or(|&stride| stride == 1) || dims.last() == Some(&1);
+        let last_contiguous =
+            !last_contiguous_only || layout.strides().last().is_none_or(|&stride| stride == 1) || dims.last() == Some(&1);
         let strides: Option<Vec<usize>> = layout.strides().iter().map(|&stride| usize::try_from(stride).ok()).collect();
         match strides.filter(|_| last_contiguous) {
             Some(strides) => Strided { offset: layout.start_offset(), strides, dims, tensor },

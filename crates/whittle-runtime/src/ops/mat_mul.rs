@@ -18,6 +18,7 @@ use rten_gemm::{BiasVector, GemmInputA, GemmInputB};
 
 use crate::broadcast::{arithmetic, broadcast_shape, Arithmetic};
 use crate::kernels::gemm::{self as kernel, ConstantBias, ConstantRhs};
+use crate::kernels::small_gemm::{small_gemm, SmallProduct, SMALL_PRODUCT};
 use crate::kernels::{self, activate_burn, Activation, Strided};
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
 use crate::value::{with_rank, Value};
@@ -118,7 +119,9 @@ impl MatMul {
         } else if let Some(b_tensor) = b_tensor {
             // One small product per batch entry, each operand read in place through its strides
             // (attention's transposed K and head-strided Q and V are views, not copies).
-            let (a_view, b_view) = (Strided::new(a_tensor), Strided::new(b_tensor));
+            // rten-gemm reads rows with a unit last stride; the small products gather any strides.
+            let view = if m * k * n <= SMALL_PRODUCT { Strided::with_any_strides } else { Strided::new };
+            let (a_view, b_view) = (view(a_tensor), view(b_tensor));
             let (Some(a_offsets), Some(b_offsets)) = (batch_offsets(&a_view, a.shape()), batch_offsets(&b_view, b.shape()))
             else {
                 return Ok(None);
@@ -130,6 +133,19 @@ impl MatMul {
             let (a_strides, b_strides) = (matrix_strides(&a_view), matrix_strides(&b_view));
             let (a_values, b_values) = (a_view.values(), b_view.values());
             let product = |(t, out): (usize, &mut [f32])| {
+                if m * k * n <= SMALL_PRODUCT {
+                    let product = SmallProduct {
+                        a: &a_values[a_offsets[t]..],
+                        a_strides,
+                        b: &b_values[b_offsets[t]..],
+                        b_strides,
+                        dims: [m, k, n],
+                        bias: self.bias.as_ref().map(|bias| &bias.0[..]),
+                        activation: self.activation,
+                    };
+                    small_gemm(out, &product);
+                    return Ok(());
+                }
                 let a_matrix = GemmInputA::Unpacked(kernel::strided_matrix(&a_values[a_offsets[t]..], m, k, a_strides)?);
                 let b_matrix = GemmInputB::Unpacked(kernel::strided_matrix(&b_values[b_offsets[t]..], k, n, b_strides)?);
                 kernel::gemm(out, a_matrix, b_matrix, 1.0, 0.0, bias, self.activation)
