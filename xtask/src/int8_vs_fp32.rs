@@ -42,10 +42,10 @@ pub fn run_all(root: &Path, seconds: f64) -> Result<()> {
                 // The three models take turns over ROUNDS rounds; each figure is the median of its
                 // rounds' p50s (see bench_ort::ROUNDS).
                 let mut rounds = vec![Vec::new(); models.len()];
+                let (batch_text, threads_text, seconds_text) = (batch.to_string(), threads.to_string(), seconds.to_string());
                 for _ in 0..ROUNDS {
                     for (model, times) in models.iter().zip(&mut rounds) {
-                        let (batch, threads, seconds) = (batch.to_string(), threads.to_string(), seconds.to_string());
-                        match whittle_p50(&whittle, model, &dir.join("eval.npz"), &batch, &threads, &seconds)? {
+                        match whittle_p50(&whittle, model, &dir.join("eval.npz"), &batch_text, &threads_text, &seconds_text)? {
                             Ok(ms) => times.push(ms),
                             Err(reason) => bail!("whittle bench failed on {}: {reason}", model.display()),
                         }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::kernels::conv::Conv2d;
-use crate::kernels::Activation;
+use crate::kernels::{padded_planes, Activation};
 use crate::spatial::Window2d;
 
 /// Registers of sums a block may hold: AVX-512 has 32 (16 hold sums), AVX2 16 (8 hold sums); the
@@ -115,14 +115,7 @@ fn run_on(isa: &impl Dispatch, conv: &Conv2d<'_>, weights: &DirectWeights, out: 
     let x = if padding == [(0, 0); 2] {
         conv.x
     } else {
-        let mut padded = vec![0.0f32; n * c * hp * wp];
-        for (plane, source) in padded.chunks_exact_mut(hp * wp).zip(conv.x.chunks_exact(h * w)) {
-            for (y, row) in source.chunks_exact(w).enumerate() {
-                let start = (y + padding[0].0) * wp + padding[1].0;
-                copy_short(&mut plane[start..start + w], row);
-            }
-        }
-        padded_input = padded;
+        padded_input = padded_planes(conv.x, [h, w], padding, 0.0, 0, |value| value);
         &padded_input
     };
     // Offsets in a padded plane: of each output pixel's window corner, and of each tap from it.
@@ -240,21 +233,6 @@ impl<const WIDTH: usize> pulp::WithSimd for Block<'_, WIDTH> {
                 }
             }
         }
-    }
-}
-
-/// `target.copy_from_slice(source)` for rows of a few elements, in fixed blocks of 4: a plain
-/// `copy_from_slice` of an image row is a `memmove` call, which on digits_cnn's 4-wide rows cost
-/// more than the copy.
-fn copy_short(target: &mut [f32], source: &[f32]) {
-    let mut targets = target.chunks_exact_mut(4);
-    let mut sources = source.chunks_exact(4);
-    for (to, from) in (&mut targets).zip(&mut sources) {
-        let from: [f32; 4] = [from[0], from[1], from[2], from[3]];
-        to.copy_from_slice(&from);
-    }
-    for (to, from) in targets.into_remainder().iter_mut().zip(sources.remainder()) {
-        *to = *from;
     }
 }
 

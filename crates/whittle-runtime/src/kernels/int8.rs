@@ -368,15 +368,7 @@ pub(crate) fn im2col_columns(
     let Window2d { strides, dilations, padding, .. } = *window;
     let pad = (pad ^ 0x80) as i8;
     let (hp, wp) = (h + padding[0].0 + padding[0].1, w + padding[1].0 + padding[1].1);
-    let mut padded = vec![pad; n * c * hp * wp + WORD];
-    for (plane, source) in padded.chunks_exact_mut(hp * wp).zip(x.chunks_exact(h * w)) {
-        for (y, line) in source.chunks_exact(w).enumerate() {
-            let start = (y + padding[0].0) * wp + padding[1].0;
-            for (target, &value) in plane[start..start + w].iter_mut().zip(line) {
-                *target = (value ^ 0x80) as i8;
-            }
-        }
-    }
+    let padded = crate::kernels::padded_planes(x, [h, w], padding, pad, WORD, |value| (value ^ 0x80) as i8);
     let (plane, columns, taps) = (oh * ow, n * oh * ow, kh * kw);
     let mut patches = vec![0i8; c * taps * columns + WORD];
     let words = ow.div_ceil(WORD);

@@ -136,13 +136,14 @@ impl Strided {
         Strided::make(tensor, false)
     }
 
-    fn make(tensor: FlexTensor, last_contiguous_only: bool) -> Strided {
+    /// The view in place when its strides are non-negative and, if `unit_last_stride`, its last
+    /// axis is contiguous; else a contiguous copy.
+    fn make(tensor: FlexTensor, unit_last_stride: bool) -> Strided {
         let layout = tensor.layout();
         let dims = layout.shape().to_vec();
-        let last_contiguous =
-            !last_contiguous_only || layout.strides().last().is_none_or(|&stride| stride == 1) || dims.last() == Some(&1);
+        let readable = !unit_last_stride || layout.strides().last().is_none_or(|&stride| stride == 1) || dims.last() == Some(&1);
         let strides: Option<Vec<usize>> = layout.strides().iter().map(|&stride| usize::try_from(stride).ok()).collect();
-        match strides.filter(|_| last_contiguous) {
+        match strides.filter(|_| readable) {
             Some(strides) => Strided { offset: layout.start_offset(), strides, dims, tensor },
             None => {
                 let tensor = tensor.to_contiguous();
@@ -228,6 +229,40 @@ pub(crate) fn reshape_view(value: &Value, shape: &[usize]) -> Option<Value> {
     let layout = burn_flex::Layout::new(burn_tensor::Shape::from(shape.to_vec()), strides, layout.start_offset());
     let view = FlexTensor::from_arc(tensor.data_arc(), layout, tensor.dtype());
     with_rank!(shape.len(), D => Value::from_float(Tensor::<D, Float>::from_primitive::<Flex>(view), value.dtype()).ok())
+}
+
+/// The images `x` `[N, C, H, W]` as planes `[N, C, H + top + bottom, W + left + right]` with
+/// `fill` in the `padding` (`[(top, bottom), (left, right)]`) and `slack` more `fill` at the end,
+/// each element through `map`. Shared by the f32 direct convolution and the int8 im2col, whose
+/// inner loops then read windows without bounds logic of their own.
+///
+/// Rows are copied in fixed blocks of 4: a plain row copy is a `memmove` call, which on
+/// digits_cnn's 4-wide rows cost more than the copy.
+pub(crate) fn padded_planes<S: Copy, T: Copy>(
+    x: &[S],
+    [h, w]: [usize; 2],
+    padding: [(usize, usize); 2],
+    fill: T,
+    slack: usize,
+    map: impl Fn(S) -> T,
+) -> Vec<T> {
+    let (hp, wp) = (h + padding[0].0 + padding[0].1, w + padding[1].0 + padding[1].1);
+    let mut padded = vec![fill; x.len() / (h * w).max(1) * hp * wp + slack];
+    for (plane, source) in padded.chunks_exact_mut(hp * wp).zip(x.chunks_exact(h * w)) {
+        for (y, row) in source.chunks_exact(w).enumerate() {
+            let start = (y + padding[0].0) * wp + padding[1].0;
+            let mut targets = plane[start..start + w].chunks_exact_mut(4);
+            let mut sources = row.chunks_exact(4);
+            for (to, from) in (&mut targets).zip(&mut sources) {
+                let block: [T; 4] = [map(from[0]), map(from[1]), map(from[2]), map(from[3])];
+                to.copy_from_slice(&block);
+            }
+            for (to, &from) in targets.into_remainder().iter_mut().zip(sources.remainder()) {
+                *to = map(from);
+            }
+        }
+    }
+    padded
 }
 
 /// The f32 weights of an initializer, read at plan time for packing; `None` for other dtypes.

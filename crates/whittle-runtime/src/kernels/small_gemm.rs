@@ -31,6 +31,13 @@ const WIDTH: usize = 16;
 /// Rows per register block at most.
 const ROWS: usize = 8;
 
+/// Registers of sums in flight on a vector instruction set: enough independent adds to hide their
+/// latency, within AVX2's 16 registers.
+const IN_FLIGHT: usize = 8;
+
+/// Registers of sums a block may hold: the scalar fallback holds one row of [`WIDTH`] lanes.
+const ACCUMULATORS: usize = WIDTH;
+
 /// Computes `product` into `out` (`[m, n]`, row-major).
 pub(crate) fn small_gemm(out: &mut [f32], product: &SmallProduct<'_>) {
     let (b, padded) = padded_b(product);
@@ -72,7 +79,7 @@ impl pulp::WithSimd for Blocks<'_> {
         let [m, k, n] = product.dims;
         let [a_row, a_col] = product.a_strides;
         let vectors = (WIDTH / S::F32_LANES).max(1);
-        let block_rows = (8 / vectors).clamp(1, ROWS);
+        let block_rows = (IN_FLIGHT / vectors).clamp(1, ROWS);
         let zero = simd.splat_f32s(0.0);
         let relu = product.activation == Some(Activation::Relu);
         let mut stored = [0.0f32; ROWS * WIDTH];
@@ -85,7 +92,7 @@ impl pulp::WithSimd for Blocks<'_> {
             let initial = S::as_simd_f32s(&initial).0;
             for first_row in (0..m).step_by(block_rows) {
                 let rows = block_rows.min(m - first_row);
-                let mut sums = [zero; 16];
+                let mut sums = [zero; ACCUMULATORS];
                 for r in 0..block_rows {
                     sums[r * vectors..(r + 1) * vectors].copy_from_slice(&initial[..vectors]);
                 }

@@ -120,7 +120,8 @@ impl MatMul {
             // One small product per batch entry, each operand read in place through its strides
             // (attention's transposed K and head-strided Q and V are views, not copies).
             // rten-gemm reads rows with a unit last stride; the small products gather any strides.
-            let view = if m * k * n <= SMALL_PRODUCT { Strided::with_any_strides } else { Strided::new };
+            let small = m * k * n <= SMALL_PRODUCT;
+            let view = if small { Strided::with_any_strides } else { Strided::new };
             let (a_view, b_view) = (view(a_tensor), view(b_tensor));
             let (Some(a_offsets), Some(b_offsets)) = (batch_offsets(&a_view, a.shape()), batch_offsets(&b_view, b.shape()))
             else {
@@ -133,7 +134,7 @@ impl MatMul {
             let (a_strides, b_strides) = (matrix_strides(&a_view), matrix_strides(&b_view));
             let (a_values, b_values) = (a_view.values(), b_view.values());
             let product = |(t, out): (usize, &mut [f32])| {
-                if m * k * n <= SMALL_PRODUCT {
+                if small {
                     let product = SmallProduct {
                         a: &a_values[a_offsets[t]..],
                         a_strides,
