@@ -12,8 +12,9 @@
 //! 15% are this machine's noise. At batch 8 the fused forms are at best a few percent faster: the
 //! unfused ops now run on the same kernels, and fusion mainly removes steps, whose fixed cost counts
 //! at batch 1 (`whittle bench --batch 1 --threads 1`: p50 0.112 ms fused at opset 23, 0.124 ms
-//! original). The fused attention kernel is not register-blocked over query rows yet, which is where
-//! batch 8 would gain.
+//! original). Since the fused attention kernel runs each head's products on `small_gemm` (session 6,
+//! `whittle bench`, one thread, alternating builds) the opset-23 fused model is ahead at batch 8 too:
+//! 0.243-0.252 ms against the original's 0.255-0.261 ms.
 
 use criterion::{BenchmarkId, Criterion};
 use whittle_data::Batching;

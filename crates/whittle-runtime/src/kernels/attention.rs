@@ -1,21 +1,20 @@
-//! Fused f32 attention: `softmax(Q K^T * scale + bias) V` per query row, with the scores of a row
-//! in one small buffer, for the cases the fusion pass emits (no cache, no softcap, no extra
-//! outputs, no windows): no mask, causal, and an additive or bool mask that broadcasts to the
-//! scores' shape.
+//! Fused f32 attention: `softmax(Q K^T * scale + bias) V` per head, for the cases the fusion pass
+//! emits (no cache, no softcap, no extra outputs, no windows): no mask, causal, and an additive or
+//! bool mask that broadcasts to the scores' shape.
 //!
 //! Unfused, `transformer_tiny`'s attention is MatMul, Div, Softmax and MatMul with the transposes
-//! around them: each head's 16x16 products through the GEMM's packing, the transposed K copied, and
-//! four intermediate tensors (about 125 us a layer at batch 8). Here Q, K and V are read in place
-//! through their strides (the 3-D `[batch, seq, heads * size]` layout is a strided view of heads),
-//! K is laid out as K^T once per head so that a row's scores are a broadcast multiply-add along the
-//! keys, summed in registers 8 keys at a time, and one output buffer is written. The work of the
-//! fixtures' sizes is small, so it runs on the calling thread. Measured on the loaded shared machine
-//! at batch 8: 70 us a layer, against 67 us for the unfused MatMul, Div, Softmax and MatMul on this
-//! crate's kernels in the same run; it saves their steps' fixed cost at batch 1. Blocking over
-//! several query rows, so that each K^T load serves them all, is the next gain.
+//! around them and four intermediate tensors. Here each head's two products run on
+//! [`small_gemm`], reading Q, K (as K^T) and V in place through their strides (the 3-D
+//! `[batch, seq, heads * size]` layout is a strided view of heads), with the scaling, mask and
+//! softmax applied to the head's score rows between them, and one output buffer is written. The
+//! work of the fixtures' sizes is small, so it runs on the calling thread. The opset-23 fused
+//! transformer_tiny, one thread, alternating builds: batch 8 from 0.284-0.331 ms (slower than the
+//! unfused model's 0.248-0.262 once its MatMuls ran on `small_gemm`; the kernel then took one
+//! query row at a time) to 0.243-0.252 ms, batch 1 from 0.061-0.079 to 0.055-0.066 ms.
 
 use crate::kernels::activation::{exp, map_interleaved};
 use crate::kernels::rows::{lanes, sum};
+use crate::kernels::small_gemm::{small_gemm, SmallProduct};
 
 /// An operand `[batch, heads, seq, size]` as a slice with the strides of its first three axes; the
 /// last axis is contiguous.
@@ -27,9 +26,9 @@ pub(crate) struct Heads<'a> {
 }
 
 impl Heads<'_> {
-    fn row(&self, b: usize, h: usize, s: usize) -> &[f32] {
-        let start = b * self.strides[0] + h * self.strides[1] + s * self.strides[2];
-        &self.values[start..start + self.dims[3]]
+    /// The values from head `h` of batch entry `b` on.
+    fn head(&self, b: usize, h: usize) -> &[f32] {
+        &self.values[b * self.strides[0] + h * self.strides[1]..]
     }
 }
 
@@ -68,78 +67,67 @@ pub(crate) fn attention(
     let [_, kv_heads, total, _] = k.dims;
     let value_size = v.dims[3];
     let group = q_heads / kv_heads.max(1);
-    let mut key_columns = vec![0.0f32; head_size * total];
-    let mut scores = vec![0.0f32; total];
+    let mut scores = vec![0.0f32; q_seq * total];
+    let mut head_out = vec![0.0f32; q_seq * value_size];
     for b in 0..batch {
-        for kv_head in 0..kv_heads {
-            // K^T of this head, [head_size, total], so that a query's scores accumulate along keys.
-            for j in 0..total {
-                for (d, &value) in k.row(b, kv_head, j).iter().enumerate() {
-                    key_columns[d * total + j] = value;
-                }
-            }
-            for h in kv_head * group..(kv_head + 1) * group {
-                for i in 0..q_seq {
-                    row_times_matrix(q.row(b, h, i), |d| &key_columns[d * total..(d + 1) * total], &mut scores);
-                    scores.iter_mut().for_each(|score| *score *= options.scale);
-                    match bias {
-                        Some(Bias::Additive { values, strides }) => {
-                            let start = b * strides[0] + h * strides[1] + i * strides[2];
-                            scores.iter_mut().zip(&values[start..start + total]).for_each(|(score, &bias)| *score += bias);
-                        }
-                        Some(Bias::Bool { values, strides }) => {
-                            let start = b * strides[0] + h * strides[1] + i * strides[2];
-                            for (score, &attend) in scores.iter_mut().zip(&values[start..start + total]) {
-                                if attend == 0 {
-                                    *score = f32::NEG_INFINITY;
-                                }
+        for h in 0..q_heads {
+            let kv_head = h / group.max(1);
+            // Q K^T of this head, [q_seq, total]: K^T is K's rows read as columns.
+            let q_k = SmallProduct {
+                a: q.head(b, h),
+                a_strides: [q.strides[2], 1],
+                b: k.head(b, kv_head),
+                b_strides: [1, k.strides[2]],
+                dims: [q_seq, head_size, total],
+                bias: None,
+                activation: None,
+            };
+            small_gemm(&mut scores, &q_k);
+            for (i, row) in scores.chunks_exact_mut(total).enumerate() {
+                row.iter_mut().for_each(|score| *score *= options.scale);
+                match bias {
+                    Some(Bias::Additive { values, strides }) => {
+                        let start = b * strides[0] + h * strides[1] + i * strides[2];
+                        row.iter_mut().zip(&values[start..start + total]).for_each(|(score, &bias)| *score += bias);
+                    }
+                    Some(Bias::Bool { values, strides }) => {
+                        let start = b * strides[0] + h * strides[1] + i * strides[2];
+                        for (score, &attend) in row.iter_mut().zip(&values[start..start + total]) {
+                            if attend == 0 {
+                                *score = f32::NEG_INFINITY;
                             }
                         }
-                        None => {}
                     }
-                    if options.causal {
-                        scores.iter_mut().skip(i + 1).for_each(|score| *score = f32::NEG_INFINITY);
-                    }
-                    let start = b * out_strides[0] + h * out_strides[1] + i * out_strides[2];
-                    let y = &mut out[start..start + value_size];
-                    let max = lanes(&scores, f32::NEG_INFINITY, f32::max);
-                    if max == f32::NEG_INFINITY {
-                        y.iter_mut().for_each(|value| *value = 0.0);
-                        continue;
-                    }
-                    map_interleaved(&mut scores, |score| exp(score - max));
-                    let inverse = 1.0 / sum(&scores);
-                    scores.iter_mut().for_each(|score| *score *= inverse);
-                    row_times_matrix(&scores, |j| v.row(b, kv_head, j), y);
+                    None => {}
                 }
+                if options.causal {
+                    row.iter_mut().skip(i + 1).for_each(|score| *score = f32::NEG_INFINITY);
+                }
+                // A row that attends no key stays all -inf here and becomes a zero row below.
+                let max = lanes(row, f32::NEG_INFINITY, f32::max);
+                if max == f32::NEG_INFINITY {
+                    row.iter_mut().for_each(|score| *score = 0.0);
+                    continue;
+                }
+                map_interleaved(row, |score| exp(score - max));
+                let inverse = 1.0 / sum(row);
+                row.iter_mut().for_each(|score| *score *= inverse);
             }
-        }
-    }
-}
-
-/// `out[c] = sum over r of x[r] * row(r)[c]`, `row(r)` a slice of `out.len()` elements: the
-/// columns in blocks of 8 whose sums stay in registers across the rows (accumulating in memory made
-/// the kernel load- and store-bound).
-fn row_times_matrix<'m>(x: &[f32], row: impl Fn(usize) -> &'m [f32], out: &mut [f32]) {
-    let columns = out.len();
-    let mut blocks = out.chunks_exact_mut(8);
-    let mut start = 0;
-    for block in &mut blocks {
-        let mut sums = [0.0f32; 8];
-        for (r, &weight) in x.iter().enumerate() {
-            let values: &[f32; 8] = row(r)[start..start + 8].try_into().unwrap_or(&[0.0; 8]);
-            for (sum, &value) in sums.iter_mut().zip(values) {
-                *sum += weight * value;
+            // P V of this head, [q_seq, value_size], then into Y's strided rows.
+            let p_v = SmallProduct {
+                a: &scores,
+                a_strides: [total, 1],
+                b: v.head(b, kv_head),
+                b_strides: [v.strides[2], 1],
+                dims: [q_seq, total, value_size],
+                bias: None,
+                activation: None,
+            };
+            small_gemm(&mut head_out, &p_v);
+            for (i, row) in head_out.chunks_exact(value_size).enumerate() {
+                let at = b * out_strides[0] + h * out_strides[1] + i * out_strides[2];
+                out[at..at + value_size].copy_from_slice(row);
             }
-        }
-        block.copy_from_slice(&sums);
-        start += 8;
-    }
-    let tail = blocks.into_remainder();
-    tail.iter_mut().for_each(|value| *value = 0.0);
-    for (r, &weight) in x.iter().enumerate() {
-        for (sum, &value) in tail.iter_mut().zip(&row(r)[start..columns]) {
-            *sum += weight * value;
         }
     }
 }
