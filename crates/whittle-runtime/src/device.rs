@@ -105,12 +105,15 @@ fn wgpu_device() -> Result<Device, RuntimeError> {
         .map_err(|reason| RuntimeError::DeviceUnavailable { device: "wgpu".into(), reason })
 }
 
-/// Whether `device` is whittle's wgpu device (without initializing it: a value on it exists only
-/// once it is).
+/// Whether `device` is whittle's wgpu device, with or without autodiff (without initializing it: a
+/// value on it exists only once it is).
 fn is_wgpu(device: &Device) -> bool {
     #[cfg(feature = "wgpu")]
-    if WGPU.get().is_some_and(|wgpu| wgpu.as_ref().is_ok_and(|wgpu| wgpu == device)) {
-        return true;
+    {
+        let inner = device.clone().without_autodiff();
+        if WGPU.get().is_some_and(|wgpu| wgpu.as_ref().is_ok_and(|wgpu| *wgpu == inner)) {
+            return true;
+        }
     }
     let _ = device;
     false
@@ -118,11 +121,12 @@ fn is_wgpu(device: &Device) -> bool {
 
 /// The device's name for messages: whittle's name for it, or burn's description.
 pub(crate) fn device_name(device: &Device) -> String {
+    let suffix = if device.is_autodiff() { " with autodiff" } else { "" };
     if is_wgpu(device) {
-        return "wgpu".into();
+        return format!("wgpu{suffix}");
     }
-    if *device == Device::flex() {
-        return "flex".into();
+    if device.clone().without_autodiff() == Device::flex() {
+        return format!("flex{suffix}");
     }
     format!("{device:?}")
 }
@@ -169,11 +173,35 @@ mod tests {
 #[non_exhaustive]
 pub struct RuntimeOptions {
     pub backend: Backend,
+    /// Plan for training: the backend's device wrapped in burn's autodiff decorator, float
+    /// initializers as parameters that record gradients (see `Session::parameters`). Needs the
+    /// cargo feature `autodiff`.
+    pub autodiff: bool,
 }
 
 impl RuntimeOptions {
     pub fn new(backend: Backend) -> RuntimeOptions {
-        RuntimeOptions { backend }
+        RuntimeOptions { backend, autodiff: false }
+    }
+
+    /// The same options, planning for training when `autodiff` is set.
+    pub fn with_autodiff(self, autodiff: bool) -> RuntimeOptions {
+        RuntimeOptions { autodiff, ..self }
+    }
+
+    /// The burn device these options name: the backend's, with autodiff when asked for.
+    pub fn device(&self) -> Result<Device, RuntimeError> {
+        let device = self.backend.device()?;
+        if !self.autodiff {
+            return Ok(device);
+        }
+        #[cfg(feature = "autodiff")]
+        return Ok(device.autodiff());
+        #[cfg(not(feature = "autodiff"))]
+        Err(RuntimeError::DeviceUnavailable {
+            device: format!("{} with autodiff", self.backend.name()),
+            reason: "this build has no autodiff (cargo feature `autodiff` of whittle-runtime)".into(),
+        })
     }
 }
 

@@ -41,6 +41,23 @@ pub enum RuntimeError {
     DeviceUnavailable { device: String, reason: String },
     #[error("value '{value}': {reason}")]
     BadValue { value: String, reason: String },
+    #[error("'{parameter}' is not a parameter of this session (parameters: {expected})")]
+    UnknownParameter { parameter: String, expected: String },
+    #[error("parameter '{parameter}': expected {expected}, got {actual}")]
+    ParameterMismatch { parameter: String, expected: String, actual: String },
+    /// A [`crate::Value`] that cannot be what the caller asked (another kind or rank, a dtype the
+    /// device lacks).
+    #[error("value: {reason}")]
+    Value { reason: String },
+    /// Parameters exist in training sessions only: an inference plan folds and packs its weights.
+    #[error("this session was planned for inference; parameters need `RuntimeOptions::with_autodiff(true)`")]
+    NotTraining,
+}
+
+impl RuntimeError {
+    pub(crate) fn value(err: crate::ops::OpError) -> RuntimeError {
+        RuntimeError::Value { reason: err.reason }
+    }
 }
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;

@@ -32,4 +32,8 @@ mod value;
 pub use device::{Backend, RuntimeOptions};
 pub use error::{Result, RuntimeError};
 pub use session::{NamedTensors, Session, StepTime};
-pub use value::MAX_RANK;
+pub use value::{ElementKind, Value, MAX_RANK};
+
+/// The burn-tensor crate the runtime's values are built on, for callers that compute on
+/// [`Value`]s (a loss for [`Session::forward`]'s outputs) with the same version.
+pub use burn_tensor;

@@ -94,6 +94,9 @@ pub(crate) struct GraphPlan {
 pub(crate) struct Plan {
     pub graph: GraphPlan,
     pub inputs: Vec<InputSpec>,
+    /// In a training plan, the main graph's float initializers that no feed overrides, by name,
+    /// with their index in `graph.constants`; empty otherwise.
+    pub parameters: Vec<(String, usize)>,
 }
 
 /// A subgraph planned once at `Session::new` and run by its control-flow op, once per branch taken
@@ -147,7 +150,11 @@ impl Plan {
         // Initializers listed among the inputs may be overridden by a feed (ONNX IR 4 and later), so
         // only the others are constants that ops may read at plan time.
         let declared_input = |name: &str| graph.inputs.iter().any(|input| input.name == name);
-        let constant = |name: &str| graph.initializer(name).filter(|_| !declared_input(name));
+        // In a training plan float initializers are parameters, which change between runs and
+        // whose gradients flow back through the ops that read them: no op may fold or pack them.
+        let training = device.is_autodiff();
+        let parameter = |tensor: &Tensor| training && tensor.dtype.is_float();
+        let constant = |name: &str| graph.initializer(name).filter(|tensor| !declared_input(name) && !parameter(tensor));
         let mut planner = Planner::new(model, device, graph);
         planner.plan_nodes(&constant)?;
 
@@ -189,7 +196,25 @@ impl Plan {
             }
             inputs.push(InputSpec { name: input.name.clone(), slot: planner.slot_of(&input.name), dtype, shape });
         }
-        Ok(Plan { graph: planner.finish()?, inputs })
+        let candidates: Vec<(String, usize)> = graph
+            .initializers
+            .iter()
+            .filter(|tensor| parameter(tensor) && !declared_input(&tensor.name))
+            .map(|tensor| (tensor.name.clone(), planner.slot_of(&tensor.name)))
+            .collect();
+        let mut graph_plan = planner.finish()?;
+        let mut parameters = Vec::new();
+        for (name, slot) in candidates {
+            // An initializer no node reads is not uploaded.
+            let Some(index) = graph_plan.constants.iter().position(|(at, _)| *at == slot) else { continue };
+            let (_, value) = &mut graph_plan.constants[index];
+            *value = value
+                .clone()
+                .require_grad()
+                .map_err(|err| RuntimeError::UnsupportedInitializer { tensor: name.clone(), reason: err.reason })?;
+            parameters.push((name, index));
+        }
+        Ok(Plan { graph: graph_plan, inputs, parameters })
     }
 }
 
@@ -316,7 +341,14 @@ impl<'a> Planner<'a> {
             }
         }
         let constant = |slot: usize| constant_slots.get(slot).copied().flatten();
-        let folded = crate::fold::fold_batch_norms(&mut self.steps, &constant, &output_slots, &mut slot_count);
+        // A training plan runs every node on burn's ops, which record the tape: folding, fusing and
+        // packing would bake parameters into kernels that autodiff cannot see through.
+        let training = self.device.is_autodiff();
+        let folded = if training {
+            crate::fold::Folded::default()
+        } else {
+            crate::fold::fold_batch_norms(&mut self.steps, &constant, &output_slots, &mut slot_count)
+        };
         let mut constants = Vec::new();
         let uploads = graph.initializers.iter().zip(initializer_slots.iter().copied());
         let uploads = uploads.filter(|(_, slot)| !folded.unread.contains(slot));
@@ -325,10 +357,12 @@ impl<'a> Planner<'a> {
                 .map_err(|err| RuntimeError::UnsupportedInitializer { tensor: tensor.name.clone(), reason: err.reason })?;
             constants.push((slot, value));
         }
-        crate::fuse::fuse_bias(&mut self.steps, &output_slots, slot_count, &constant);
-        crate::fuse::fuse_activations(&mut self.steps, &output_slots, slot_count);
-        // Quantized layers read their weights at plan time, through the same constants.
-        crate::fuse_int8::fuse_int8(&mut self.steps, &output_slots, slot_count, &constant, self.device);
+        if !training {
+            crate::fuse::fuse_bias(&mut self.steps, &output_slots, slot_count, &constant);
+            crate::fuse::fuse_activations(&mut self.steps, &output_slots, slot_count);
+            // Quantized layers read their weights at plan time, through the same constants.
+            crate::fuse_int8::fuse_int8(&mut self.steps, &output_slots, slot_count, &constant, self.device);
+        }
         mark_last_uses(&mut self.steps, &outputs, slot_count);
         Ok(GraphPlan { steps: self.steps, constants, outputs, slot_count })
     }
@@ -354,7 +388,11 @@ fn plan_body<'a>(
         .filter(|(_, value)| free.contains(*value))
         .map(|(index, value)| (index, planner.slot_of(value)))
         .collect();
-    let own = |value: &str| graph.initializer(value).filter(|_| !graph.inputs.iter().any(|input| input.name == value));
+    let training = device.is_autodiff();
+    let parameter = |tensor: &Tensor| training && tensor.dtype.is_float();
+    let own = |value: &str| {
+        graph.initializer(value).filter(|tensor| !graph.inputs.iter().any(|input| input.name == value) && !parameter(tensor))
+    };
     let constant = |value: &str| own(value).or_else(|| if free.contains(value) { outer(value) } else { None });
     planner.plan_nodes(&constant)?;
     if let Some(output) =

@@ -28,7 +28,7 @@ impl Session {
     /// attribute this runtime does not support, on an input type it cannot take, and on an invalid
     /// graph.
     pub fn new(model: &Model, options: &RuntimeOptions) -> Result<Session> {
-        Session::with_device(model, options.backend.device()?)
+        Session::with_device(model, options.device()?)
     }
 
     /// Plans `model` for a burn device chosen by the caller.
@@ -91,12 +91,101 @@ impl Session {
         Ok((tensors, times))
     }
 
-    fn run_inner(&self, feeds: Vec<(String, Tensor)>, times: Option<&mut Vec<StepTime>>) -> Result<Vec<(String, HostValue)>> {
+    /// Whether the session was planned for training (on an autodiff device): then its float
+    /// initializers are [`Session::parameters`] and [`Session::forward`] records the tape.
+    pub fn is_training(&self) -> bool {
+        self.device.is_autodiff()
+    }
+
+    /// The trainable parameters of a training session: the main graph's float initializers that
+    /// no feed overrides and some node reads, in the model's order, each a leaf whose gradient a
+    /// backward pass keeps ([`Value::grad`]). Empty for an inference session.
+    pub fn parameters(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.plan.parameters.iter().map(|(name, index)| (name.as_str(), &self.plan.graph.constants[*index].1))
+    }
+
+    /// The parameter called `name`.
+    pub fn parameter(&self, name: &str) -> Result<&Value> {
+        self.parameter_index(name).map(|index| &self.plan.graph.constants[index].1)
+    }
+
+    /// Replaces parameter `name` (an optimizer step), keeping its dtype and shape: the new value is
+    /// cut from any tape and becomes a fresh leaf on the session's device.
+    pub fn set_parameter(&mut self, name: &str, value: Value) -> Result<()> {
+        let index = self.parameter_index(name)?;
+        let current = &self.plan.graph.constants[index].1;
+        if value.dtype() != current.dtype() || value.shape() != current.shape() {
+            return Err(RuntimeError::ParameterMismatch {
+                parameter: name.to_string(),
+                expected: describe_value(current),
+                actual: describe_value(&value),
+            });
+        }
+        let bad = |err: OpError| RuntimeError::BadValue { value: name.to_string(), reason: err.reason };
+        let value = value.detach();
+        let value = if value.device() == self.device { value } else { value.moved_to(&self.device).map_err(bad)? };
+        self.plan.graph.constants[index].1 = value.require_grad().map_err(bad)?;
+        Ok(())
+    }
+
+    fn parameter_index(&self, name: &str) -> Result<usize> {
+        if !self.is_training() {
+            return Err(RuntimeError::NotTraining);
+        }
+        match self.plan.parameters.iter().find(|(parameter, _)| parameter == name) {
+            Some(&(_, index)) => Ok(index),
+            None => Err(RuntimeError::UnknownParameter {
+                parameter: name.to_string(),
+                expected: self.plan.parameters.iter().map(|(name, _)| format!("'{name}'")).collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+
+    /// Runs the model on device values and returns its outputs as device values, in declaration
+    /// order, without downloading them: in a training session they carry the tape back to the
+    /// parameters, so a loss built on them with burn's ops can call `backward`. Feeds are checked
+    /// as in [`Session::run`] and moved to the session's device when they live elsewhere.
+    pub fn forward(&self, feeds: Vec<(String, Value)>) -> Result<Vec<(String, Value)>> {
+        let mut slots = self.initial_slots();
+        for (input, value) in self.check_feeds(feeds)? {
+            let value = if value.device() == self.device {
+                value
+            } else {
+                value
+                    .moved_to(&self.device)
+                    .map_err(|err| RuntimeError::BadValue { value: input.name.clone(), reason: err.reason })?
+            };
+            slots[input.slot] = Some(Entry::Tensor(value));
+        }
+        execute(&self.plan.graph, &mut slots, &self.device, None)?;
+        self.plan
+            .graph
+            .outputs
+            .iter()
+            .map(|(name, slot)| match slots[*slot].take() {
+                Some(Entry::Tensor(value)) => Ok((name.clone(), value)),
+                Some(Entry::Host(host)) => Err(RuntimeError::BadValue {
+                    value: name.clone(),
+                    reason: format!("output is a {}, not a tensor: Session::run_values returns it", host.kind_name()),
+                }),
+                None => Err(RuntimeError::BadValue { value: name.clone(), reason: "graph output was not computed".into() }),
+            })
+            .collect()
+    }
+
+    /// The slots of a run before its feeds: the constants (parameters included) in place.
+    fn initial_slots(&self) -> Vec<Option<Entry>> {
         let graph = &self.plan.graph;
         let mut slots: Vec<Option<Entry>> = vec![None; graph.slot_count];
         for (slot, value) in &graph.constants {
             slots[*slot] = Some(Entry::Tensor(value.clone()));
         }
+        slots
+    }
+
+    fn run_inner(&self, feeds: Vec<(String, Tensor)>, times: Option<&mut Vec<StepTime>>) -> Result<Vec<(String, HostValue)>> {
+        let graph = &self.plan.graph;
+        let mut slots = self.initial_slots();
         for (input, tensor) in self.check_feeds(feeds)? {
             let value = Value::from_ir(&tensor, &self.device)
                 .map_err(|err| RuntimeError::BadValue { value: input.name.clone(), reason: err.reason })?;
@@ -123,8 +212,8 @@ impl Session {
 
     /// Pairs feeds with inputs and checks names, dtypes, ranks, fixed sizes, and that every symbolic
     /// dim has one size across all inputs of the run.
-    fn check_feeds(&self, feeds: Vec<(String, Tensor)>) -> Result<Vec<(&InputSpec, Tensor)>> {
-        let mut by_name: BTreeMap<String, Tensor> = BTreeMap::new();
+    fn check_feeds<F: Feed>(&self, feeds: Vec<(String, F)>) -> Result<Vec<(&InputSpec, F)>> {
+        let mut by_name: BTreeMap<String, F> = BTreeMap::new();
         for (name, tensor) in feeds {
             if !self.plan.inputs.iter().any(|input| input.name == name) {
                 let expected = self.plan.inputs.iter().map(|input| format!("'{}'", input.name)).collect::<Vec<_>>().join(", ");
@@ -142,16 +231,17 @@ impl Session {
             let Some(tensor) = by_name.remove(&input.name) else {
                 return Err(RuntimeError::MissingInput { input: input.name.clone() });
             };
+            let dims = tensor.dims();
             let mismatch = || RuntimeError::InputMismatch {
                 input: input.name.clone(),
                 expected: describe(input.dtype, input.shape.as_ref()),
-                actual: describe(tensor.dtype, Some(&Shape::known(&tensor.dims))),
+                actual: describe(tensor.dtype(), Some(&Shape::known(&dims))),
             };
-            if tensor.dtype != input.dtype {
+            if tensor.dtype() != input.dtype {
                 return Err(mismatch());
             }
             let sizes: Vec<usize> =
-                tensor.dims.iter().map(|&dim| usize::try_from(dim)).collect::<Result<_, _>>().map_err(|_| mismatch())?;
+                dims.iter().map(|&dim| usize::try_from(dim)).collect::<Result<_, _>>().map_err(|_| mismatch())?;
             if let Some(shape) = &input.shape {
                 if shape.rank() != sizes.len()
                     || !shape.0.iter().zip(&sizes).all(|(dim, &size)| fixed_dim_accepts(&dim.value, size))
@@ -292,6 +382,37 @@ impl Body {
             })
             .collect()
     }
+}
+
+/// What a run is fed: host tensors ([`Session::run`]) or device values ([`Session::forward`]).
+trait Feed {
+    fn dtype(&self) -> whittle_ir::DataType;
+    fn dims(&self) -> Vec<i64>;
+}
+
+impl Feed for Tensor {
+    fn dtype(&self) -> whittle_ir::DataType {
+        self.dtype
+    }
+
+    fn dims(&self) -> Vec<i64> {
+        self.dims.clone()
+    }
+}
+
+impl Feed for Value {
+    fn dtype(&self) -> whittle_ir::DataType {
+        Value::dtype(self)
+    }
+
+    fn dims(&self) -> Vec<i64> {
+        self.shape().iter().map(|&size| size as i64).collect()
+    }
+}
+
+/// A value's type as the IR's text form writes it.
+fn describe_value(value: &Value) -> String {
+    describe(value.dtype(), Some(&Shape::known(&Feed::dims(value))))
 }
 
 /// `f32[batch,64]`, as the IR's text form writes types.

@@ -37,6 +37,7 @@ use burn_tensor::{Bool, DType, Device, Float, Int, Tensor, TensorData};
 use whittle_ir::DataType;
 
 use crate::codes::{code_storage, pack, unpack};
+use crate::error::RuntimeError;
 use crate::ops::OpError;
 
 /// The highest rank a value may have. ONNX sets no limit; burn needs one rank per instantiation.
@@ -174,7 +175,7 @@ pub struct Value {
 
 impl Value {
     /// Uploads a host tensor to `device`, keeping its dtype.
-    pub fn from_ir(tensor: &whittle_ir::Tensor, device: &Device) -> Result<Value, OpError> {
+    pub(crate) fn from_ir(tensor: &whittle_ir::Tensor, device: &Device) -> Result<Value, OpError> {
         let Some((dtype, kind)) = held_dtype(tensor.dtype) else {
             return Err(OpError::new(format!("dtype {} is not supported by the runtime", tensor.dtype)));
         };
@@ -219,7 +220,7 @@ impl Value {
     }
 
     /// Downloads the value into a host tensor called `name`.
-    pub fn to_ir(&self, name: &str) -> Result<whittle_ir::Tensor, OpError> {
+    pub(crate) fn to_ir(&self, name: &str) -> Result<whittle_ir::Tensor, OpError> {
         let Some((dtype, _)) = held_dtype(self.dtype) else {
             return Err(OpError::new(format!("dtype {} has no host form", self.dtype)));
         };
@@ -232,7 +233,7 @@ impl Value {
     }
 
     /// The elements as i64, for small shape-like inputs (axes, sizes, indices) read on the host.
-    pub fn to_i64_vec(&self) -> Result<Vec<i64>, OpError> {
+    pub(crate) fn to_i64_vec(&self) -> Result<Vec<i64>, OpError> {
         self.refuse_codes()?;
         if self.kind() != ElementKind::Int {
             return Err(OpError::new(format!("expected an integer tensor, got {}", self.dtype)));
@@ -243,7 +244,7 @@ impl Value {
 
     /// The elements as f32, for tests.
     #[cfg(test)]
-    pub fn to_f32_vec(&self) -> Result<Vec<f32>, OpError> {
+    pub(crate) fn to_f32_vec(&self) -> Result<Vec<f32>, OpError> {
         let data = self.host_data(DType::F32)?;
         data.try_to_vec::<f32>().map_err(|err| OpError::new(format!("cannot read {} tensor: {err:?}", self.dtype)))
     }
@@ -263,13 +264,13 @@ impl Value {
     }
 
     /// Wraps a float tensor produced by an op; `dtype` is the ONNX dtype it holds.
-    pub fn from_float<const D: usize>(tensor: Tensor<D, Float>, dtype: DataType) -> Result<Value, OpError> {
+    pub(crate) fn from_float<const D: usize>(tensor: Tensor<D, Float>, dtype: DataType) -> Result<Value, OpError> {
         Value::from_typed(tensor, dtype)
     }
 
     /// A float value of `dtype` holding `values` in `shape`, for small constants computed on the
     /// host (in f64, rounded once to `dtype`).
-    pub fn float_from_f64(values: Vec<f64>, shape: &[usize], dtype: DataType, device: &Device) -> Result<Value, OpError> {
+    pub(crate) fn float_from_f64(values: Vec<f64>, shape: &[usize], dtype: DataType, device: &Device) -> Result<Value, OpError> {
         let Some((burn, ElementKind::Float)) = burn_dtype(dtype) else {
             return Err(OpError::new(format!("expected a float dtype, got {dtype}")));
         };
@@ -284,19 +285,19 @@ impl Value {
     }
 
     /// Wraps an integer tensor produced by an op.
-    pub fn from_int<const D: usize>(tensor: Tensor<D, Int>, dtype: DataType) -> Result<Value, OpError> {
+    pub(crate) fn from_int<const D: usize>(tensor: Tensor<D, Int>, dtype: DataType) -> Result<Value, OpError> {
         Value::from_typed(tensor, dtype)
     }
 
     /// Wraps a bool tensor produced by an op (ONNX dtype bool).
-    pub fn from_bool<const D: usize>(tensor: Tensor<D, Bool>) -> Result<Value, OpError> {
+    pub(crate) fn from_bool<const D: usize>(tensor: Tensor<D, Bool>) -> Result<Value, OpError> {
         Value::from_typed(tensor, DataType::Bool)
     }
 
     /// The tensor as a tensor of kind `K` (float, int or bool) and burn rank `D`, for data
     /// movement: code types come as their storage (see [`Value::codes`]), so an op calling this
     /// must not compute on the elements.
-    pub fn typed<const D: usize, K: Basic>(self) -> Result<Tensor<D, K>, OpError> {
+    pub(crate) fn typed<const D: usize, K: Basic>(self) -> Result<Tensor<D, K>, OpError> {
         self.check_kind_and_rank(D, element_kind(K::KIND))?;
         Ok(Tensor::from_bridge(self.tensor))
     }
@@ -304,7 +305,7 @@ impl Value {
     /// The codes of a value of a code type (float8, float4, e8m0, 4- and 2-bit integers) as an
     /// int tensor of their storage dtype (u8, or i8 for the signed integers), for the conversions
     /// that know what the codes mean.
-    pub fn codes<const D: usize>(self) -> Result<Tensor<D, Int>, OpError> {
+    pub(crate) fn codes<const D: usize>(self) -> Result<Tensor<D, Int>, OpError> {
         if code_storage(self.dtype).is_none() {
             return Err(OpError::new(format!("expected a value of a code type, got {}", self.dtype)));
         }
@@ -313,7 +314,7 @@ impl Value {
     }
 
     /// A value of code type `dtype` and `shape` from its storage bytes, one per element.
-    pub fn from_code_bytes(storage: Vec<u8>, dtype: DataType, shape: &[usize], device: &Device) -> Result<Value, OpError> {
+    pub(crate) fn from_code_bytes(storage: Vec<u8>, dtype: DataType, shape: &[usize], device: &Device) -> Result<Value, OpError> {
         let Some(held) = code_storage(dtype) else {
             return Err(OpError::new(format!("expected a code type, got {dtype}")));
         };
@@ -330,7 +331,7 @@ impl Value {
 
     /// The same tensor under another dtype held the same way; for 4- and 2-bit integers, whose
     /// storage (u8, or sign-extended i8) holds their values, so they compute as u8 or i8.
-    pub fn relabel(self, dtype: DataType) -> Result<Value, OpError> {
+    pub(crate) fn relabel(self, dtype: DataType) -> Result<Value, OpError> {
         if held_dtype(dtype) != held_dtype(self.dtype) {
             return Err(OpError::new(format!("{} is not held like {dtype}", self.dtype)));
         }
@@ -350,7 +351,7 @@ impl Value {
 
     /// Wraps a tensor of any kind produced by an op; `dtype` is the ONNX dtype it holds and must be
     /// of the tensor's kind.
-    pub fn from_typed<const D: usize, K: Basic>(tensor: Tensor<D, K>, dtype: DataType) -> Result<Value, OpError> {
+    pub(crate) fn from_typed<const D: usize, K: Basic>(tensor: Tensor<D, K>, dtype: DataType) -> Result<Value, OpError> {
         let Some((held, kind)) = held_dtype(dtype) else {
             return Err(OpError::new(format!("dtype {dtype} is not supported by the runtime")));
         };
@@ -373,7 +374,7 @@ impl Value {
     }
 
     /// An int64 value of `shape` holding `values`, made on the host (shapes, sizes, indices).
-    pub fn from_i64s(shape: &[usize], values: Vec<i64>, device: &Device) -> Result<Value, OpError> {
+    pub(crate) fn from_i64s(shape: &[usize], values: Vec<i64>, device: &Device) -> Result<Value, OpError> {
         if shape.iter().product::<usize>() != values.len() {
             return Err(OpError::new(format!("{} values do not fill shape {shape:?}", values.len())));
         }
@@ -390,7 +391,7 @@ impl Value {
 
     /// The elements of a numeric tensor as f64, for small inputs read on the host (Range's bounds,
     /// Resize's scales and regions).
-    pub fn to_f64_vec(&self) -> Result<Vec<f64>, OpError> {
+    pub(crate) fn to_f64_vec(&self) -> Result<Vec<f64>, OpError> {
         self.refuse_codes()?;
         let data = self.host_data(DType::F64)?;
         data.try_to_vec::<f64>().map_err(|err| OpError::new(format!("cannot read {} tensor: {err:?}", self.dtype)))
@@ -405,11 +406,57 @@ impl Value {
         })
     }
 
+    /// The value copied to `device` (a feed made on another device than the session's).
+    pub(crate) fn moved_to(self, device: &Device) -> Result<Value, OpError> {
+        let Value { tensor, dtype, shape } = self;
+        let (burn, kind) = held_dtype(dtype).ok_or_else(|| OpError::new(format!("dtype {dtype} has no burn type")))?;
+        check_device_dtype(burn, dtype, device)?;
+        let tensor = with_rank!(shape.len().max(1), D => match kind {
+            ElementKind::Float => Tensor::<D, Float>::from_bridge(tensor).to_device(device).into_bridge(),
+            ElementKind::Int => Tensor::<D, Int>::from_bridge(tensor).to_device(device).into_bridge(),
+            ElementKind::Bool => Tensor::<D, Bool>::from_bridge(tensor).to_device(device).into_bridge(),
+        });
+        Ok(Value { tensor, dtype, shape })
+    }
+
+    /// The float value as a leaf of the autodiff tape whose gradient a backward pass keeps
+    /// ([`Value::grad`]); the value must live on an autodiff device.
+    pub(crate) fn require_grad(self) -> Result<Value, OpError> {
+        if !self.device().is_autodiff() {
+            return Err(OpError::new(format!("a {} value records gradients only on an autodiff device", self.dtype)));
+        }
+        let dtype = self.dtype;
+        let shape = self.shape.clone();
+        with_rank!(self.burn_rank(), D => Value::from_float(self.float::<D>()?.require_grad(), dtype)?).reshape(&shape)
+    }
+
+    /// The value cut from the tape that produced it (a float value; others carry no tape).
+    pub fn detach(self) -> Value {
+        if self.kind() != ElementKind::Float || !self.device().is_autodiff() {
+            return self;
+        }
+        let Value { tensor, dtype, shape } = self;
+        let tensor = with_rank!(shape.len().max(1), D => Tensor::<D, Float>::from_bridge(tensor).detach().into_bridge());
+        Value { tensor, dtype, shape }
+    }
+
+    /// The gradient `grads` holds for this value, a leaf made by [`Value::require_grad`] (a
+    /// session's parameter); `None` when the backward pass did not reach it.
+    #[cfg(feature = "autodiff")]
+    pub(crate) fn grad_of(&self, grads: &burn_tensor::Gradients) -> Option<Value> {
+        if self.kind() != ElementKind::Float {
+            return None;
+        }
+        let tensor =
+            with_rank!(self.burn_rank(), D => Tensor::<D, Float>::from_bridge(self.tensor.clone()).grad(grads)?.into_bridge());
+        Some(Value { tensor, dtype: self.dtype, shape: self.shape.clone() })
+    }
+
     /// A value of `dtype` and `shape` with no elements (a size in `shape` is 0).
     ///
     /// burn's narrow, cat and repeat assert non-empty inputs, so ops whose result is empty build
     /// it here instead of calling them.
-    pub fn empty(dtype: DataType, shape: &[usize], device: &Device) -> Result<Value, OpError> {
+    pub(crate) fn empty(dtype: DataType, shape: &[usize], device: &Device) -> Result<Value, OpError> {
         if !shape.contains(&0) {
             return Err(OpError::new(format!("shape {shape:?} is not empty")));
         }
@@ -435,17 +482,17 @@ impl Value {
     }
 
     /// The number of elements.
-    pub fn element_count(&self) -> usize {
+    pub(crate) fn element_count(&self) -> usize {
         self.shape.iter().product()
     }
 
     /// The rank of the burn tensor: the ONNX rank, or 1 for a scalar.
-    pub fn burn_rank(&self) -> usize {
+    pub(crate) fn burn_rank(&self) -> usize {
         self.shape.len().max(1)
     }
 
     /// Which burn tensor kind holds the elements.
-    pub fn kind(&self) -> ElementKind {
+    pub(crate) fn kind(&self) -> ElementKind {
         match held_dtype(self.dtype) {
             Some((_, kind)) => kind,
             // Values are only built from dtypes `held_dtype` knows.
@@ -454,19 +501,19 @@ impl Value {
     }
 
     /// The tensor as a float tensor of burn rank `D`.
-    pub fn float<const D: usize>(self) -> Result<Tensor<D, Float>, OpError> {
+    pub(crate) fn float<const D: usize>(self) -> Result<Tensor<D, Float>, OpError> {
         self.check_typed(D, ElementKind::Float)?;
         Ok(Tensor::from_bridge(self.tensor))
     }
 
     /// The tensor as an integer tensor of burn rank `D`.
-    pub fn int<const D: usize>(self) -> Result<Tensor<D, Int>, OpError> {
+    pub(crate) fn int<const D: usize>(self) -> Result<Tensor<D, Int>, OpError> {
         self.check_typed(D, ElementKind::Int)?;
         Ok(Tensor::from_bridge(self.tensor))
     }
 
     /// The tensor as a bool tensor of burn rank `D`.
-    pub fn bool<const D: usize>(self) -> Result<Tensor<D, Bool>, OpError> {
+    pub(crate) fn bool<const D: usize>(self) -> Result<Tensor<D, Bool>, OpError> {
         self.check_typed(D, ElementKind::Bool)?;
         Ok(Tensor::from_bridge(self.tensor))
     }
@@ -492,7 +539,7 @@ impl Value {
     /// Goes through a rank-1 tensor so that the source and target ranks are dispatched one after the
     /// other (2 x 8 instances instead of 8 x 8); on flex a reshape of a contiguous tensor only
     /// changes its layout, and a strided one is copied once, as any reshape would.
-    pub fn reshape(self, shape: &[usize]) -> Result<Value, OpError> {
+    pub(crate) fn reshape(self, shape: &[usize]) -> Result<Value, OpError> {
         let count: usize = shape.iter().product();
         if count != self.element_count() {
             return Err(OpError::new(format!("cannot reshape {:?} to {:?}", self.shape, shape)));
@@ -514,13 +561,55 @@ impl Value {
     }
 
     /// The shape with leading 1s up to `rank`, as ONNX's multidirectional broadcasting aligns shapes.
-    pub fn unsqueeze_to(self, rank: usize) -> Result<Value, OpError> {
+    pub(crate) fn unsqueeze_to(self, rank: usize) -> Result<Value, OpError> {
         if self.rank() >= rank {
             return Ok(self);
         }
         let mut shape = vec![1; rank - self.rank()];
         shape.extend_from_slice(&self.shape);
         self.reshape(&shape)
+    }
+}
+
+/// The public API of values, for callers that train through [`crate::Session::forward`]: errors
+/// are the crate's [`RuntimeError`].
+impl Value {
+    /// Uploads a host tensor to `device`, keeping its dtype.
+    pub fn upload(tensor: &whittle_ir::Tensor, device: &Device) -> Result<Value, RuntimeError> {
+        Value::from_ir(tensor, device).map_err(|err| RuntimeError::BadValue { value: tensor.name.clone(), reason: err.reason })
+    }
+
+    /// Downloads the value into a host tensor called `name`.
+    pub fn download(&self, name: &str) -> Result<whittle_ir::Tensor, RuntimeError> {
+        self.to_ir(name).map_err(|err| RuntimeError::BadValue { value: name.to_string(), reason: err.reason })
+    }
+
+    /// The value as a burn float tensor of rank `D` (1 for a scalar); fails for other kinds and ranks.
+    pub fn into_float<const D: usize>(self) -> Result<Tensor<D, Float>, RuntimeError> {
+        self.float::<D>().map_err(RuntimeError::value)
+    }
+
+    /// A burn float tensor as a value of ONNX dtype `dtype`, which must be the tensor's own.
+    pub fn from_float_tensor<const D: usize>(tensor: Tensor<D, Float>, dtype: DataType) -> Result<Value, RuntimeError> {
+        Value::from_float(tensor, dtype).map_err(RuntimeError::value)
+    }
+
+    /// The value on `device` (a feed made on another device than the session's).
+    pub fn on_device(self, device: &Device) -> Result<Value, RuntimeError> {
+        self.moved_to(device).map_err(RuntimeError::value)
+    }
+
+    /// The float value as a leaf of the autodiff tape whose gradient a backward pass keeps
+    /// ([`Value::grad`]); the value must live on an autodiff device.
+    pub fn with_grad(self) -> Result<Value, RuntimeError> {
+        self.require_grad().map_err(RuntimeError::value)
+    }
+
+    /// The gradient `grads` holds for this value, a leaf made by [`Value::with_grad`] (a
+    /// session's parameter); `None` when the backward pass did not reach it.
+    #[cfg(feature = "autodiff")]
+    pub fn grad(&self, grads: &burn_tensor::Gradients) -> Option<Value> {
+        self.grad_of(grads)
     }
 }
 

@@ -17,18 +17,23 @@ const RELATIVE: f64 = 1e-4;
 const ABSOLUTE: f64 = 1e-5;
 
 /// Runs `test_data_set_0` of fixture `name` on every backend of this build (flex; ndarray and wgpu
-/// with their features) and compares every output with ORT's; returns the largest relative error
+/// with their features), planned for inference and for training, and compares every output with ORT's; returns the largest relative error
 /// seen (relative to `max(|ort|, ABSOLUTE / RELATIVE)`).
 fn check_against_onnxruntime(name: &str) -> f64 {
     let model = load_model(name);
     let data = fixture(name).join("test_data_set_0");
     let input = whittle_onnx::load_tensor(&data.join("input_0.pb")).expect("input_0.pb loads");
     let mut overall: f64 = 0.0;
-    for &backend in Backend::available() {
+    // A training plan (autodiff, every node on burn's ops, nothing folded or fused) must compute
+    // the same function.
+    let training: &[bool] = if cfg!(feature = "autodiff") { &[false, true] } else { &[false] };
+    for (&backend, &autodiff) in Backend::available().iter().flat_map(|backend| training.iter().map(move |mode| (backend, mode)))
+    {
         let mut worst: f64 = 0.0;
-        let session = Session::new(&model, &RuntimeOptions::new(backend)).expect("fixture plans");
+        let options = RuntimeOptions::new(backend).with_autodiff(autodiff);
+        let session = Session::new(&model, &options).expect("fixture plans");
         let outputs = session.run(vec![(input.name.clone(), input.clone())]).expect("fixture runs");
-        let device = backend.name();
+        let device = format!("{}{}", backend.name(), if autodiff { " with autodiff" } else { "" });
         for (index, (output_name, actual)) in outputs.iter().enumerate() {
             let expected = whittle_onnx::load_tensor(&data.join(format!("output_{index}.pb"))).expect("output .pb loads");
             assert_eq!(&expected.name, output_name, "{name}: output {index} name");

@@ -5,3 +5,5 @@
 mod errors;
 mod fixtures;
 mod support;
+#[cfg(feature = "autodiff")]
+mod training;
