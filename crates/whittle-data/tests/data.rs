@@ -81,6 +81,21 @@ fn our_npy_encoding_is_numpys_byte_for_byte() {
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap(), "write_npz is not deterministic");
 }
 
+/// A written archive gets the mode a file the user created would get, not the temporary file's
+/// private 0o600.
+#[cfg(unix)]
+#[test]
+fn written_archives_are_as_readable_as_created_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let reference = dir.path().join("created");
+    std::fs::File::create(&reference).unwrap();
+    let out = dir.path().join("out.npz");
+    write_npz(&out, &read_arrays(&fixture("digits_mlp").join("calib.npz")).unwrap()).unwrap();
+    assert_eq!(mode(&out), mode(&reference));
+}
+
 #[test]
 fn a_npz_splits_into_feeds_of_the_batch_size() {
     let inputs = feed_inputs("digits_cnn");

@@ -50,3 +50,21 @@ fn small_models_stay_inline_by_default() {
     let saved = save(&model, &dir.path().join("m.onnx"), &SaveOptions::default()).unwrap();
     assert_eq!(saved.external_data, None);
 }
+
+/// A saved model (and its data file) gets the mode a file the user created would get, not the
+/// temporary file's private 0o600.
+#[cfg(unix)]
+#[test]
+fn saved_files_are_as_readable_as_created_ones() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let reference = dir.path().join("created");
+    std::fs::File::create(&reference).unwrap();
+    let model = load(&fixture_models()[0]).unwrap().model;
+    let out = dir.path().join("m.onnx");
+    let saved = save(&model, &out, &SaveOptions { external_data: ExternalData::Always { min_bytes: 1 } }).unwrap();
+    assert_eq!(mode(&out), mode(&reference));
+    let (data_path, _) = saved.external_data.unwrap();
+    assert_eq!(mode(&data_path), mode(&reference));
+}
