@@ -123,7 +123,7 @@ impl Session {
         }
         let bad = |err: OpError| RuntimeError::BadValue { value: name.to_string(), reason: err.reason };
         let value = value.detach();
-        let value = if value.device() == self.device { value } else { value.moved_to(&self.device).map_err(bad)? };
+        let value = if value.is_on(&self.device) { value } else { value.moved_to(&self.device).map_err(bad)? };
         self.plan.graph.constants[index].1 = value.require_grad().map_err(bad)?;
         Ok(())
     }
@@ -148,7 +148,7 @@ impl Session {
     pub fn forward(&self, feeds: Vec<(String, Value)>) -> Result<Vec<(String, Value)>> {
         let mut slots = self.initial_slots();
         for (input, value) in self.check_feeds(feeds)? {
-            let value = if value.device() == self.device {
+            let value = if value.is_on(&self.device) {
                 value
             } else {
                 value

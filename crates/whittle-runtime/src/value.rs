@@ -406,12 +406,32 @@ impl Value {
         })
     }
 
+    /// Whether the value lives on `device`, tape included: burn's `Device` equality does not tell
+    /// flex from flex with autodiff, so a plain value would pass for one on the tape (found by
+    /// `training::values_from_the_plain_device_are_moved_onto_the_tape`).
+    pub(crate) fn is_on(&self, device: &Device) -> bool {
+        let own = self.device();
+        own == *device && own.is_autodiff() == device.is_autodiff()
+    }
+
     /// The value copied to `device` (a feed made on another device than the session's).
     pub(crate) fn moved_to(self, device: &Device) -> Result<Value, OpError> {
+        // `to_device` between flex and flex with autodiff is a no-op (burn sees one device), so a
+        // change of tape goes through the host: only feeds and replaced parameters take it.
+        let through_host = self.device().is_autodiff() != device.is_autodiff();
         let Value { tensor, dtype, shape } = self;
         let (burn, kind) = held_dtype(dtype).ok_or_else(|| OpError::new(format!("dtype {dtype} has no burn type")))?;
         check_device_dtype(burn, dtype, device)?;
         let tensor = with_rank!(shape.len().max(1), D => match kind {
+            ElementKind::Float if through_host => {
+                Tensor::<D, Float>::from_data(Tensor::<D, Float>::from_bridge(tensor).into_data(), device).into_bridge()
+            }
+            ElementKind::Int if through_host => {
+                Tensor::<D, Int>::from_data(Tensor::<D, Int>::from_bridge(tensor).into_data(), device).into_bridge()
+            }
+            ElementKind::Bool if through_host => {
+                Tensor::<D, Bool>::from_data(Tensor::<D, Bool>::from_bridge(tensor).into_data(), device).into_bridge()
+            }
             ElementKind::Float => Tensor::<D, Float>::from_bridge(tensor).to_device(device).into_bridge(),
             ElementKind::Int => Tensor::<D, Int>::from_bridge(tensor).to_device(device).into_bridge(),
             ElementKind::Bool => Tensor::<D, Bool>::from_bridge(tensor).to_device(device).into_bridge(),

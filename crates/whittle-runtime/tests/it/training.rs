@@ -139,6 +139,29 @@ fn a_replaced_parameter_is_what_the_next_forward_reads() {
     assert!(training.parameter("net.4.bias").expect("parameter").grad(&grads).is_some());
 }
 
+/// Feeds and replacements uploaded to the plain (tape-less) device are moved onto the session's
+/// autodiff device: the outputs match an inference run and the replacement still gets a gradient.
+#[test]
+fn values_from_the_plain_device_are_moved_onto_the_tape() {
+    let name = "digits_mlp";
+    let model = load_model(name);
+    let input = fixture_input(name);
+    let mut training = training_session(&model);
+    let plain = session(&model);
+    assert!(!plain.device().is_autodiff(), "the inference session runs without a tape");
+    let bias = model.graph.initializers.iter().find(|tensor| tensor.name == "net.4.bias").expect("bias").clone();
+    training.set_parameter("net.4.bias", Value::upload(&bias, plain.device()).expect("uploads")).expect("moved");
+    let feed = Value::upload(&input, plain.device()).expect("input uploads");
+    let outputs = training.forward(vec![(input.name.clone(), feed)]).expect("a plain feed runs");
+    let actual = f32_values(&outputs[0].1.download("logits").expect("downloads"));
+    let expected = plain.run(vec![(input.name.clone(), input.clone())]).expect("runs");
+    for (index, (&actual, &expected)) in actual.iter().zip(&f32_values(&expected[0].1)).enumerate() {
+        assert!((actual - expected).abs() <= 1e-4 * expected.abs() + 1e-5, "logits[{index}]: {actual} vs {expected}");
+    }
+    let grads = tape_loss(outputs.into_iter().next().expect("output").1).backward();
+    assert!(training.parameter("net.4.bias").expect("parameter").grad(&grads).is_some());
+}
+
 #[test]
 fn parameters_are_the_float_initializers_of_a_training_session_only() {
     let model = load_model("digits_cnn");
