@@ -86,7 +86,7 @@ fn read_npz(path: &Path) -> Result<Vec<Tensor>, DataError> {
 pub fn write_npz(path: &Path, tensors: &[Tensor]) -> Result<(), DataError> {
     let folder = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let io_error = |err: std::io::Error| file_error(path, err.to_string());
-    let temp = output_builder().tempfile_in(folder).map_err(io_error)?;
+    let temp = whittle_onnx::temp_output_in(folder).map_err(io_error)?;
     let mut writer = zip::ZipWriter::new(temp);
     // A fixed timestamp keeps the archive byte-identical between runs.
     let options = zip::write::SimpleFileOptions::default()
@@ -319,18 +319,4 @@ fn slice_samples(path: &Path, tensor: &Tensor, start: usize, end: usize) -> Resu
     dims[0] = (end - start) as i64;
     Tensor::from_bytes(tensor.name.clone(), tensor.dtype, dims, bytes[start * row_bytes..end * row_bytes].to_vec())
         .map_err(|err| input_error(path, &tensor.name, err.to_string()))
-}
-
-/// The temporary file an output is written to before its rename: readable as a file the user
-/// created would be (`0o666` less the umask, like `File::create`), not tempfile's private `0o600`,
-/// which the renamed model kept (found writing a quantized model another user was to load).
-fn output_builder() -> tempfile::Builder<'static, 'static> {
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".whittle-").suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    builder
 }

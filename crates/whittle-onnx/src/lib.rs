@@ -201,17 +201,18 @@ fn serialize(proto: &onnx_protobuf::ModelProto, path: &Path) -> Result<Vec<u8>, 
 fn write_atomically(path: &Path, write: impl FnOnce(&mut fs::File) -> std::io::Result<()>) -> Result<(), OnnxError> {
     let folder = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let io_error = |error| OnnxError::Io { path: path.to_path_buf(), error };
-    let mut temp = output_builder().tempfile_in(folder).map_err(io_error)?;
+    let mut temp = temp_output_in(folder).map_err(io_error)?;
     write(temp.as_file_mut()).map_err(io_error)?;
     temp.as_file().sync_all().map_err(io_error)?;
     temp.persist(path).map_err(|err| io_error(err.error))?;
     Ok(())
 }
 
-/// The temporary file an output is written to before its rename: readable as a file the user
-/// created would be (`0o666` less the umask, like `File::create`), not tempfile's private `0o600`,
-/// which the renamed model kept (found writing a quantized model another user was to load).
-fn output_builder() -> tempfile::Builder<'static, 'static> {
+/// A temporary file in `folder` for an output to be written to and then renamed into place
+/// (whittle-data's archives use it too). Readable as a file the user created would be (`0o666`
+/// less the umask, like `File::create`), not tempfile's private `0o600`, which the renamed model
+/// kept (found writing a quantized model another user was to load).
+pub fn temp_output_in(folder: &Path) -> std::io::Result<tempfile::NamedTempFile> {
     let mut builder = tempfile::Builder::new();
     builder.prefix(".whittle-").suffix(".tmp");
     #[cfg(unix)]
@@ -219,7 +220,7 @@ fn output_builder() -> tempfile::Builder<'static, 'static> {
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
-    builder
+    builder.tempfile_in(folder)
 }
 
 #[cfg(test)]

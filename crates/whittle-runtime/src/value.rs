@@ -418,20 +418,13 @@ impl Value {
     pub(crate) fn moved_to(self, device: &Device) -> Result<Value, OpError> {
         // `to_device` between flex and flex with autodiff is a no-op (burn sees one device), so a
         // change of tape goes through the host: only feeds and replaced parameters take it.
-        let through_host = self.device().is_autodiff() != device.is_autodiff();
+        if self.device().is_autodiff() != device.is_autodiff() {
+            return Value::from_ir(&self.to_ir("moved value")?, device);
+        }
         let Value { tensor, dtype, shape } = self;
         let (burn, kind) = held_dtype(dtype).ok_or_else(|| OpError::new(format!("dtype {dtype} has no burn type")))?;
         check_device_dtype(burn, dtype, device)?;
         let tensor = with_rank!(shape.len().max(1), D => match kind {
-            ElementKind::Float if through_host => {
-                Tensor::<D, Float>::from_data(Tensor::<D, Float>::from_bridge(tensor).into_data(), device).into_bridge()
-            }
-            ElementKind::Int if through_host => {
-                Tensor::<D, Int>::from_data(Tensor::<D, Int>::from_bridge(tensor).into_data(), device).into_bridge()
-            }
-            ElementKind::Bool if through_host => {
-                Tensor::<D, Bool>::from_data(Tensor::<D, Bool>::from_bridge(tensor).into_data(), device).into_bridge()
-            }
             ElementKind::Float => Tensor::<D, Float>::from_bridge(tensor).to_device(device).into_bridge(),
             ElementKind::Int => Tensor::<D, Int>::from_bridge(tensor).to_device(device).into_bridge(),
             ElementKind::Bool => Tensor::<D, Bool>::from_bridge(tensor).to_device(device).into_bridge(),

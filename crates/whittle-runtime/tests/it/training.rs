@@ -113,6 +113,13 @@ fn transformer_gradients_match_finite_differences() {
     check_gradients("transformer_tiny", &["tok.weight", "layers.0.norm1.weight", "val_3", "layers.1.mlp.0.bias"], 1e-2);
 }
 
+/// Training-session logits against an inference run's, within 1e-4 relative (1e-5 absolute).
+fn assert_logits_match(actual: &[f32], expected: &Tensor) {
+    for (index, (&actual, &expected)) in actual.iter().zip(&f32_values(expected)).enumerate() {
+        assert!((actual - expected).abs() <= 1e-4 * expected.abs() + 1e-5, "logits[{index}]: {actual} vs {expected}");
+    }
+}
+
 #[test]
 fn a_replaced_parameter_is_what_the_next_forward_reads() {
     let name = "digits_mlp";
@@ -129,9 +136,7 @@ fn a_replaced_parameter_is_what_the_next_forward_reads() {
     let bias = edited.graph.initializers.iter_mut().find(|tensor| tensor.name == "net.4.bias").expect("bias");
     *bias = zeros;
     let expected = session(&edited).run(vec![(input.name.clone(), input.clone())]).expect("runs");
-    for (index, (&actual, &expected)) in trained.iter().zip(&f32_values(&expected[0].1)).enumerate() {
-        assert!((actual - expected).abs() <= 1e-4 * expected.abs() + 1e-5, "logits[{index}]: {actual} vs {expected}");
-    }
+    assert_logits_match(&trained, &expected[0].1);
     // The replacement is a leaf of its own: a backward pass reaches it.
     let feed = Value::upload(&input, training.device()).expect("input uploads");
     let outputs = training.forward(vec![(input.name.clone(), feed)]).expect("runs");
@@ -155,9 +160,7 @@ fn values_from_the_plain_device_are_moved_onto_the_tape() {
     let outputs = training.forward(vec![(input.name.clone(), feed)]).expect("a plain feed runs");
     let actual = f32_values(&outputs[0].1.download("logits").expect("downloads"));
     let expected = plain.run(vec![(input.name.clone(), input.clone())]).expect("runs");
-    for (index, (&actual, &expected)) in actual.iter().zip(&f32_values(&expected[0].1)).enumerate() {
-        assert!((actual - expected).abs() <= 1e-4 * expected.abs() + 1e-5, "logits[{index}]: {actual} vs {expected}");
-    }
+    assert_logits_match(&actual, &expected[0].1);
     let grads = tape_loss(outputs.into_iter().next().expect("output").1).backward();
     assert!(training.parameter("net.4.bias").expect("parameter").grad(&grads).is_some());
 }
