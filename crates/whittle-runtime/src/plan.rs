@@ -362,6 +362,7 @@ impl<'a> Planner<'a> {
             crate::fuse::fuse_activations(&mut self.steps, &output_slots, slot_count);
             // Quantized layers read their weights at plan time, through the same constants.
             crate::fuse_int8::fuse_int8(&mut self.steps, &output_slots, slot_count, &constant, self.device);
+            crate::fuse_int8::chain_int8(&mut self.steps, &output_slots, slot_count);
         }
         mark_last_uses(&mut self.steps, &outputs, slot_count);
         Ok(GraphPlan { steps: self.steps, constants, outputs, slot_count })
