@@ -1197,6 +1197,8 @@ mod tests {
         assert_eq!(steps(&chained), vec!["Int8Chain", "Identity"]);
         // h1 is a graph output too: the first layer runs alone, the next two still chain.
         assert_eq!(steps(&exposed), vec!["Int8Gemm", "Int8Chain", "Identity"]);
+        // The chain holds its weights packed: none of the initializers is uploaded.
+        assert!(Plan::new(&chained, &burn_tensor::Device::flex()).unwrap().graph.constants.is_empty());
         let x: Vec<f32> = ramp(80, 4).iter().map(|v| v * 2.5).collect();
         let (got, unchained) = (run(&chained, &x, &[4, 20]), run(&exposed, &x, &[4, 20]));
         assert_eq!(got, unchained);
