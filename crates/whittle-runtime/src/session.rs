@@ -176,7 +176,7 @@ impl Session {
     /// The slots of a run before its feeds: the constants (parameters included) in place.
     fn initial_slots(&self) -> Vec<Option<Entry>> {
         let graph = &self.plan.graph;
-        let mut slots: Vec<Option<Entry>> = vec![None; graph.slot_count];
+        let mut slots = empty_slots(graph.slot_count);
         for (slot, value) in &graph.constants {
             slots[*slot] = Some(Entry::Tensor(value.clone()));
         }
@@ -316,6 +316,13 @@ fn execute(graph: &GraphPlan, slots: &mut [Option<Entry>], device: &Device, mut 
     Ok(())
 }
 
+/// `count` empty slots. `vec![None; count]` clones its element into every place, a copy of the
+/// whole 320-byte entry each; this writes only the tag (int8-static digits_mlp at batch 1, whose
+/// QDQ graph has 60 slots: memmove went from 18% to 12% of the run, perf).
+fn empty_slots(count: usize) -> Vec<Option<Entry>> {
+    std::iter::repeat_with(|| None).take(count).collect()
+}
+
 /// The entry a step reads: a clone (an `Arc` clone) before the value's last use, the value itself
 /// at it; `None` for an omitted input.
 fn read_slot(slots: &mut [Option<Entry>], read: Option<Read>) -> Option<Entry> {
@@ -360,7 +367,7 @@ impl Body {
         if inputs.len() != self.inputs.len() {
             fail!("subgraph {} takes {} inputs, got {}", self.name, self.inputs.len(), inputs.len());
         }
-        let mut slots: Vec<Option<Entry>> = vec![None; self.graph.slot_count];
+        let mut slots = empty_slots(self.graph.slot_count);
         for (slot, value) in &self.graph.constants {
             slots[*slot] = Some(Entry::Tensor(value.clone()));
         }
