@@ -169,7 +169,7 @@ impl Int8Product {
                 let rows = bytes.len() / k;
                 let a_zero = vec![quant.kernel_zero(); rows];
                 let mut accumulators = vec![0i32; rows * n];
-                let rhs = int8::Rhs::Packed(packed.packed.get());
+                let rhs = int8::Rhs::Constant(packed);
                 int8::gemm(executor, &mut accumulators, &bytes, Some(&a_zero), rhs, zero.as_deref(), [rows, k, n])?;
                 let mut out_shape = shape[..shape.len() - 1].to_vec();
                 out_shape.push(n);

@@ -374,7 +374,7 @@ fn kernel_matmul(
     let entries: usize = batch.iter().product();
     let mut out = vec![0i32; entries * m * n];
     let rhs = |t: usize| match (packed, &b_values) {
-        (Some(packed), _) => int8::Rhs::Packed(packed.packed.get()),
+        (Some(packed), _) => int8::Rhs::Constant(packed),
         (None, Some(values)) => int8::Rhs::Matrix(&values[t * k * n..(t + 1) * k * n]),
         (None, None) => int8::Rhs::Matrix(&[]),
     };

@@ -118,6 +118,8 @@ pub(crate) struct ConstantIntRhs {
     pub n: usize,
     pub signed: bool,
     pub packed: Packed<PackedBMatrix<i8>>,
+    /// The same matrix for [`gemv`], for matrices of at most [`PAIRED_LIMIT`] values.
+    pub paired: Option<Packed<PairedColumns>>,
 }
 
 impl ConstantIntRhs {
@@ -142,7 +144,8 @@ impl ConstantIntRhs {
         let values = rhs_bytes(bytes, signed);
         let values = if transposed { (0..k * n).map(|i| values[(i % n) * k + i / n]).collect() } else { values };
         let packed = Packed::new(executor.prepack_b(Matrix::from_data([k, n], values.as_slice())));
-        Some(ConstantIntRhs { k, n, signed, packed })
+        let paired = (k * n <= PAIRED_LIMIT).then(|| Packed::new(PairedColumns::new(&values, k, n)));
+        Some(ConstantIntRhs { k, n, signed, packed, paired })
     }
 }
 
@@ -150,12 +153,24 @@ fn constant_dims(tensor: &whittle_ir::Tensor) -> Option<Vec<usize>> {
     tensor.dims.iter().map(|&dim| usize::try_from(dim).ok()).collect()
 }
 
-/// A right operand of [`gemm`]: `[k, n]` of the kernel's i8, or a packing.
+/// A right operand of [`gemm`]: `[k, n]` of the kernel's i8, or a constant packed at plan time
+/// (with [`gemv`]'s layout too where it has one, which the product takes for few rows).
 #[derive(Clone, Copy)]
 pub(crate) enum Rhs<'a> {
     Matrix(&'a [i8]),
-    Packed(&'a PackedBMatrix<i8>),
+    Constant(&'a ConstantIntRhs),
 }
+
+/// Rows up to which a product with a constant right operand runs [`gemv`] rather than rten's GEMM,
+/// whose micro-kernel computes 8 rows by 32 columns whatever the rows are. Measured on this
+/// machine (one thread, ns a product, rten's packed B against `gemv`): 1x64x128 612 vs 201,
+/// 1x128x64 590 vs 221, 1x64x10 282 vs 72, 1x784x512 22400 vs 11100, 2x64x128 740 vs 406, and
+/// 4x64x128 975 vs 860, where the two meet.
+pub(crate) const GEMV_ROWS: usize = 2;
+
+/// Constants of at most this many values also keep [`gemv`]'s layout, 2 bytes a value: 2 MiB at
+/// most per matrix, on layers small enough that rten's fixed costs weigh.
+pub(crate) const PAIRED_LIMIT: usize = 1 << 20;
 
 /// `out = (a - a_zero[row]) @ (b - b_zero[column])` in i32, `out` `[m, n]` and `a` `[m, k]` row-major;
 /// the zero points have one value per row of `a` and per column of `b` (or are `None`: zero).
@@ -173,20 +188,23 @@ pub(crate) fn gemm(
     let a_len = a.len();
     let b_len = match b {
         Rhs::Matrix(values) => values.len(),
-        Rhs::Packed(_) => k * n,
+        Rhs::Constant(_) => k * n,
     };
     if a_len != m * k || b_len != k * n || out.len() != m * n {
         fail!("int8 gemm kernel: operands of {a_len} and {b_len} values and an output of {} do not fit {m}x{k}x{n}", out.len());
     }
     let b_values = match b {
         Rhs::Matrix(values) => Some(values),
-        Rhs::Packed(_) => None,
+        Rhs::Constant(_) => None,
     };
     let a_rows = a;
-    let a = GemmInputA::Unpacked(Matrix::from_data([m, k], a_rows));
+    let paired = match b {
+        Rhs::Constant(constant) if m <= GEMV_ROWS => constant.paired.as_ref().map(Packed::get),
+        _ => None,
+    };
     let b = match b {
         Rhs::Matrix(values) => GemmInputB::Unpacked(Matrix::from_data([k, n], values)),
-        Rhs::Packed(packed) => GemmInputB::Packed(packed),
+        Rhs::Constant(constant) => GemmInputB::Packed(constant.packed.get()),
     };
     if [b.rows(), b.cols()] != [k, n] {
         fail!("int8 gemm kernel: packed operand [{}, {}] does not fit {m}x{k}x{n}", b.rows(), b.cols());
@@ -201,8 +219,18 @@ pub(crate) fn gemm(
         (None, Some(zero_point)) => (None, Some(zero_point)),
         (_, None) => (None, None),
     };
-    let options = GemmOptions { a_quant, b_quant, ..GemmOptions::default() };
-    executor.gemm(out, a, b, options).map_err(|err| OpError::new(format!("int8 gemm kernel: {err}")))?;
+    match paired {
+        Some(paired) => {
+            for (row, (out_row, a_row)) in out.chunks_exact_mut(n).zip(a_rows.chunks_exact(k)).enumerate() {
+                gemv(out_row, a_row, a_zero.map_or(0, |zero| zero[row]), paired);
+            }
+        }
+        None => {
+            let options = GemmOptions { a_quant, b_quant, ..GemmOptions::default() };
+            let a = GemmInputA::Unpacked(Matrix::from_data([m, k], a_rows));
+            executor.gemm(out, a, b, options).map_err(|err| OpError::new(format!("int8 gemm kernel: {err}")))?;
+        }
+    }
     if let Some(b_zero) = b_correction {
         for (i, out_row) in out.chunks_exact_mut(n).enumerate() {
             let centered = row_sum(&a_rows[i * k..(i + 1) * k], a_zero.map_or(0, |zero| zero[i]));
@@ -212,6 +240,90 @@ pub(crate) fn gemm(
         }
     }
     Ok(())
+}
+
+/// Columns per group of [`PairedColumns`]: four AVX2 registers of eight i32 sums.
+const GROUP: usize = 32;
+
+/// A `[k, n]` matrix of the kernel's i8 laid out for [`gemv`]: groups of 32 columns, and in each,
+/// for every pair of rows `(2q, 2q + 1)`, the 32 columns' two values side by side as i16
+/// (`[column][2]`), zeros past `k` and `n`. One `vpmaddwd` of such 16 values with an activation
+/// pair broadcast to every lane gives eight columns' `a[2q] * b[2q][j] + a[2q+1] * b[2q+1][j]`,
+/// exact in i32.
+#[derive(Debug)]
+pub(crate) struct PairedColumns {
+    groups: Vec<[[i16; 16]; 4]>,
+    pairs: usize,
+    n: usize,
+}
+
+impl PairedColumns {
+    fn new(values: &[i8], k: usize, n: usize) -> PairedColumns {
+        let pairs = k.div_ceil(2);
+        let mut groups = vec![[[0i16; 16]; 4]; n.div_ceil(GROUP) * pairs];
+        for (p, row) in values.chunks_exact(n).enumerate() {
+            for (j, &value) in row.iter().enumerate() {
+                let (group, lane) = (j / GROUP, j % GROUP);
+                groups[group * pairs + p / 2][lane / 8][(lane % 8) * 2 + p % 2] = i16::from(value);
+            }
+        }
+        PairedColumns { groups, pairs, n }
+    }
+}
+
+/// `out[j] = sum((a[p] - a_zero) * b[p][j])` over the `k` values of the row `a` (the kernel's u8)
+/// in wrapping i32, for a constant `b` laid out by [`PairedColumns`]. `a - a_zero` and `b` lie in
+/// [-255, 255] and [-128, 127], so each pair sum of `vpmaddwd` is exact.
+pub(crate) fn gemv(out: &mut [i32], a: &[u8], a_zero: u8, b: &PairedColumns) {
+    debug_assert_eq!(out.len(), b.n);
+    let zero = i32::from(a_zero);
+    // The centered pair `(a[2q] - zero, a[2q + 1] - zero)` as the two i16 halves of one i32.
+    let pair = |q: usize| {
+        let low = i32::from(a[2 * q]) - zero;
+        let high = a.get(2 * q + 1).map_or(0, |&value| i32::from(value) - zero);
+        (low & 0xffff) | (high << 16)
+    };
+    let pairs: Vec<i32> = (0..b.pairs).map(pair).collect();
+    #[cfg(target_arch = "x86_64")]
+    if let Some(simd) = pulp::x86::V3::try_new() {
+        return simd.vectorize(|| gemv_avx2(simd, out, &pairs, b));
+    }
+    gemv_portable(out, &pairs, b);
+}
+
+/// [`gemv`]'s loop on any CPU, the same sums as [`gemv_avx2`].
+fn gemv_portable(out: &mut [i32], pairs: &[i32], b: &PairedColumns) {
+    for (group, columns) in b.groups.chunks_exact(b.pairs).zip(out.chunks_mut(GROUP)) {
+        let mut sums = [0i32; GROUP];
+        for (&pair, values) in pairs.iter().zip(group) {
+            let (low, high) = (i32::from(pair as i16), pair >> 16);
+            for (lane, sum) in sums.iter_mut().enumerate() {
+                let [first, second] = [values[lane / 8][(lane % 8) * 2], values[lane / 8][(lane % 8) * 2 + 1]];
+                *sum = sum.wrapping_add(low * i32::from(first) + high * i32::from(second));
+            }
+        }
+        columns.copy_from_slice(&sums[..columns.len()]);
+    }
+}
+
+/// [`gemv`]'s loop with AVX2: per group, four registers of sums, one broadcast pair and four
+/// `vpmaddwd` per pair of rows.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn gemv_avx2(simd: pulp::x86::V3, out: &mut [i32], pairs: &[i32], b: &PairedColumns) {
+    use std::arch::x86_64::__m256i;
+    for (group, columns) in b.groups.chunks_exact(b.pairs).zip(out.chunks_mut(GROUP)) {
+        let mut sums = [simd.avx._mm256_setzero_si256(); 4];
+        for (&pair, values) in pairs.iter().zip(group) {
+            let pair = simd.avx._mm256_set1_epi32(pair);
+            for (sum, &values) in sums.iter_mut().zip(values) {
+                let values: __m256i = pulp::cast(values);
+                *sum = simd.avx2._mm256_add_epi32(*sum, simd.avx2._mm256_madd_epi16(pair, values));
+            }
+        }
+        let sums: [i32; GROUP] = pulp::cast(sums);
+        columns.copy_from_slice(&sums[..columns.len()]);
+    }
 }
 
 /// `sum(row - zero)` in wrapping i32.
@@ -559,8 +671,9 @@ mod tests {
     fn every_dtype_pair_is_exact_packed_or_not() {
         let Some(executor) = executor() else { return };
         // Extreme values: 255 * -128 products in every position, which a saturating kernel gets wrong;
-        // K = 300 spans depth blocks, M = 1 takes the gemv path, 17 columns leave a tile tail.
-        for (m, k, n) in [(1, 300, 17), (5, 64, 33), (9, 3, 1)] {
+        // K = 300 spans depth blocks, M = 1 and 2 take the gemv paths (rten's and `gemv` for a
+        // constant), odd K leaves a half pair, 17 and 33 columns leave tile and group tails.
+        for (m, k, n) in [(1, 300, 17), (2, 63, 33), (5, 64, 33), (9, 3, 1), (1, 1, 70)] {
             for (a_signed, b_signed) in [(false, true), (true, true), (false, false), (true, false)] {
                 let range = |signed: bool, i: usize| if signed { [-128, 127, -1, 5][i % 4] } else { [255, 0, 254, 7][i % 4] };
                 let a: Vec<i64> = (0..m * k).map(|i| range(a_signed, i / 3 + i)).collect();
@@ -571,13 +684,48 @@ mod tests {
                 let a_rows = lhs_bytes(&bytes(&a), a_signed).into_owned();
                 let b_matrix = rhs_bytes(&bytes(&b), b_signed);
                 let (a_zero, b_zero) = (lhs_zero(&za, a_signed), rhs_zero(&zb, b_signed));
-                let packed_b = executor.prepack_b(Matrix::from_data([k, n], b_matrix.as_slice()));
-                for (case, rhs) in [("unpacked", Rhs::Matrix(&b_matrix)), ("packed b", Rhs::Packed(&packed_b))] {
+                let constant = ConstantIntRhs::pack_bytes(&bytes(&b), b_signed, k, n, false).unwrap();
+                assert!(constant.paired.is_some());
+                // Without the gemv layout, as a matrix above `PAIRED_LIMIT` has it: rten's packing.
+                let packed_only = ConstantIntRhs { paired: None, ..constant.clone() };
+                let cases = [
+                    ("unpacked", Rhs::Matrix(&b_matrix)),
+                    ("packed b", Rhs::Constant(&packed_only)),
+                    ("constant", Rhs::Constant(&constant)),
+                ];
+                for (case, rhs) in cases {
                     let mut out = vec![i32::MIN; m * n];
                     gemm(executor, &mut out, &a_rows, Some(&a_zero), rhs, Some(&b_zero), [m, k, n]).unwrap();
                     assert_eq!(out, expected, "{case} {m}x{k}x{n}, a signed {a_signed}, b signed {b_signed}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn gemv_is_exact_on_every_path() {
+        // The extremes: a - a_zero = 255 and -255 against b = -128 and 127, odd K, a group tail.
+        let (k, n) = (37, 45);
+        let a: Vec<u8> = (0..k).map(|p| [255, 0, 254, 1][p % 4]).collect();
+        let b: Vec<i8> = (0..k * n).map(|i| [-128, 127, -1, 0, 5][i % 5]).collect();
+        let paired = PairedColumns::new(&b, k, n);
+        for a_zero in [0u8, 255, 128] {
+            let expected: Vec<i32> = (0..n)
+                .map(|j| (0..k).map(|p| (i64::from(a[p]) - i64::from(a_zero)) * i64::from(b[p * n + j])).sum::<i64>() as i32)
+                .collect();
+            let mut out = vec![i32::MIN; n];
+            gemv(&mut out, &a, a_zero, &paired);
+            assert_eq!(out, expected, "dispatched, zero {a_zero}");
+            let pairs: Vec<i32> = (0..paired.pairs)
+                .map(|q| {
+                    let low = i32::from(a[2 * q]) - i32::from(a_zero);
+                    let high = a.get(2 * q + 1).map_or(0, |&value| i32::from(value) - i32::from(a_zero));
+                    (low & 0xffff) | (high << 16)
+                })
+                .collect();
+            let mut out = vec![i32::MIN; n];
+            gemv_portable(&mut out, &pairs, &paired);
+            assert_eq!(out, expected, "portable, zero {a_zero}");
         }
     }
 
@@ -619,9 +767,9 @@ mod tests {
         let mut out = vec![0; 4];
         let err = gemm(executor, &mut out, &[0; 6], None, Rhs::Matrix(&[0; 6]), None, [2, 3, 3]).unwrap_err();
         assert_eq!(err.reason, "int8 gemm kernel: operands of 6 and 6 values and an output of 4 do not fit 2x3x3");
-        let packed_b = executor.prepack_b(Matrix::from_data([2, 3], [0i8; 6].as_slice()));
+        let constant = ConstantIntRhs::pack_bytes(&[0; 6], true, 2, 3, false).unwrap();
         let mut out = vec![0; 6];
-        let err = gemm(executor, &mut out, &[0; 6], None, Rhs::Packed(&packed_b), None, [2, 3, 3]).unwrap_err();
+        let err = gemm(executor, &mut out, &[0; 6], None, Rhs::Constant(&constant), None, [2, 3, 3]).unwrap_err();
         assert_eq!(err.reason, "int8 gemm kernel: packed operand [2, 3] does not fit 2x3x3");
     }
 }
