@@ -528,6 +528,9 @@ pub(crate) enum ProductLayout {
     /// `[filters, images * positions]` with one per row: `W @ patches`; the output is NCHW
     /// `[images, filters, positions]`.
     Filters { filters: usize, images: usize, positions: usize },
+    /// `[images * positions, stride]` with one per column of the first `filters`: a direct
+    /// convolution's sums per pixel; the output is NCHW `[images, filters, positions]`.
+    Pixels { filters: usize, stride: usize, positions: usize },
 }
 
 /// The f32 epilogue of an integer product: `accumulator * multiplier[channel] + bias[channel]`,
@@ -568,7 +571,11 @@ fn dequantize_loops(
     bias: Option<&[f32]>,
     activation: Option<Activation>,
 ) -> Vec<f32> {
-    let mut out = vec![0.0f32; accumulators.len()];
+    let count = match layout {
+        ProductLayout::Pixels { filters, stride, .. } => accumulators.len() / stride.max(1) * filters,
+        _ => accumulators.len(),
+    };
+    let mut out = vec![0.0f32; count];
     match layout {
         ProductLayout::Columns { n } => {
             for (out_row, row) in out.chunks_exact_mut(n).zip(accumulators.chunks_exact(n)) {
@@ -590,6 +597,17 @@ fn dequantize_loops(
                     for (value, &accumulator) in out[start..start + positions].iter_mut().zip(accumulators) {
                         *value = accumulator as f32 * multiplier + b;
                     }
+                }
+            }
+        }
+        ProductLayout::Pixels { filters, stride, positions } => {
+            // Written plane by plane, read with a stride: the writes stay sequential.
+            let planes = out.chunks_exact_mut(positions);
+            let pixels = accumulators.chunks_exact(stride * positions).flat_map(|image| (0..filters).map(move |f| (image, f)));
+            for (plane, (image, filter)) in planes.zip(pixels) {
+                let (multiplier, b) = (multipliers[filter], bias.map_or(0.0, |bias| bias[filter]));
+                for (value, pixel) in plane.iter_mut().zip(image[filter..].iter().step_by(stride)) {
+                    *value = *pixel as f32 * multiplier + b;
                 }
             }
         }

@@ -34,6 +34,7 @@ pub(crate) mod gemm;
 pub(crate) mod int8;
 pub(crate) mod rows;
 pub(crate) mod small_gemm;
+pub(crate) mod vnni_conv;
 
 use burn_flex::{Flex, FlexTensor};
 use burn_tensor::{Float, Tensor, TensorData};
