@@ -108,8 +108,8 @@ enum Weights {
     /// the same minute).
     Filters { bytes: Vec<u8>, zero: Vec<u8>, filters: usize, depth: usize },
     /// A convolution's filters for the direct AVX512-VNNI loop ([`vnni_conv`]), where the CPU has
-    /// it and the weights' zero points are 0: int8-static digits_cnn went from 10.0 to 6.8 us at
-    /// batch 1 and from 35 to 29 us at batch 8 (p50, one thread; fp32 8.1 and 29 us).
+    /// it and the weights' zero points are 0: int8-static digits_cnn went from 10.0 to 6.1 us at
+    /// batch 1 and from 35 to 22 us at batch 8 (p50, one thread; fp32 8.0 and 29 us).
     Direct(VnniWeights),
 }
 
@@ -218,15 +218,13 @@ impl Int8Product {
                     &[b, c, h, w] => vnni_conv::Geometry { x: [b, c, h, w], window, output: [outputs[0], outputs[1]] },
                     _ => fail!("x {shape:?} and W {w_shape:?} are not a 2-D convolution"),
                 };
-                let Some(accumulators) = vnni_conv::run(&bytes, quant.kernel_zero(), &geometry, weights) else {
+                let epilogue = vnni_conv::Epilogue { multipliers: &multipliers, bias, activation: self.activation };
+                let Some(out) = vnni_conv::run(&bytes, quant.kernel_zero(), &geometry, weights, &epilogue) else {
                     fail!("x {shape:?} does not fit the weights {w_shape:?}")
                 };
-                let (images, filters) = (shape[0], weights.filters());
-                let mut out_shape = vec![images, filters];
+                let mut out_shape = vec![shape[0], weights.filters()];
                 out_shape.extend(&outputs);
-                let positions = outputs[0] * outputs[1];
-                let layout = int8::ProductLayout::Pixels { filters, stride: weights.stride(), positions };
-                Ok((int8::dequantize(&accumulators, layout, &multipliers, bias, self.activation), out_shape))
+                Ok((out, out_shape))
             }
             _ => fail!("the fused int8 op's weights do not fit its product"),
         }

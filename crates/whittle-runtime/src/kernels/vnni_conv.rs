@@ -6,23 +6,32 @@
 //! call (its packed layout is opaque), so on digits_cnn the data movement around the product cost
 //! more than the fp32 direct loop (`direct_conv`) whole: int8-static ran 1.15-1.3x fp32 (perf at
 //! batch 8: im2col 26%, rten's packing 14%, the product 9%). rten's virtual im2col and prepacked
-//! weights were measured slower still (see `int8::im2col_columns` and `fuse_int8::Weights`). Here,
-//! as in the fp32 direct loop, the weights are laid out once and each output pixel sums in
-//! registers straight from the input: one `vpdpbusd` multiplies 4 input channels of one tap,
-//! broadcast, by 16 filters' 4 weights and adds the 4 products of each filter exactly into its i32
-//! lane (no saturation, unlike `vpmaddubsw`). pulp 0.22 wraps no VNNI instruction, so the loop
-//! uses `std::arch`, whose register intrinsics are safe inside a function compiled with their
-//! features; only calling that function needs `unsafe`.
+//! weights were measured slower still (see `int8::im2col_columns` and `fuse_int8::Weights`). Here
+//! the weights are laid out once and the sums stay in registers, read straight from the input
+//! regrouped as 4 channels per i32: one `vpdpbusd` multiplies 4 channels' u8 values by 4 i8
+//! weights and adds the 4 products exactly into each i32 lane (no saturation, unlike
+//! `vpmaddubsw`). Stride-1 layers put 16 positions in the lanes and apply the epilogue in
+//! registers (`run_planes`); others put 16 filters in the lanes (`run_blocks`). pulp 0.22 wraps no
+//! VNNI instruction, so the loops use `std::arch`, whose register intrinsics are safe inside a
+//! function compiled with their features; only calling such a function needs `unsafe`.
 //!
 //! Zero points: the input is padded with its own zero point and the weights' zero points must be
 //! 0 (symmetric weights, what whittle's and ONNX Runtime's quantizers write; [`VnniWeights::new`]
 //! declines others), so `sum((x - zx) * w) = sum(x * w) - zx * sum(w)` over every tap, with
 //! `sum(w)` per filter computed once.
 
+use crate::kernels::int8::{self, ProductLayout};
+use crate::kernels::Activation;
 use crate::spatial::Window2d;
 
 /// Filters per block: the 16 i32 lanes of a zmm register.
 const LANES: usize = 16;
+
+/// Filters above which the GEMM lowering serves (as `direct_conv::MAX_CHANNELS`).
+const MAX_FILTERS: usize = 64;
+
+/// Taps times channels above which the GEMM lowering serves (as `direct_conv::MAX_DEPTH`).
+const MAX_DEPTH: usize = 1152;
 
 /// Output pixels past the last column that a register block may read (see [`run_blocks`]).
 const MAX_PIXELS: usize = 8;
@@ -34,6 +43,7 @@ const MAX_PIXELS: usize = 8;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct VnniWeights {
     blocks: Vec<[i8; 64]>,
+    quads_by_filter: Vec<i32>,
     sums: Vec<i32>,
     filters: usize,
     filter_blocks: usize,
@@ -48,6 +58,12 @@ impl VnniWeights {
         if !available() || zero_points.iter().any(|&zero| zero != 0) || weights.len() != filters * channels * kh * kw {
             return None;
         }
+        // The fp32 direct loop's limits, for the same reason: past them each block of filters
+        // reads the whole input again and the weights no longer stay in cache, where a GEMM's
+        // packing pays off.
+        if filters > MAX_FILTERS || channels * kh * kw > MAX_DEPTH {
+            return None;
+        }
         // Blocks of 16 filters, an even number of them where two are computed together.
         let filter_blocks = if filters > LANES { filters.div_ceil(2 * LANES) * 2 } else { 1 };
         let (quads, taps) = (channels.div_ceil(4), kh * kw);
@@ -60,8 +76,21 @@ impl VnniWeights {
                 }
             }
         }
+        // `[quad, tap, filter]` of each filter's 4 weights as one i32, for `run_planes`.
+        let padded = filters.next_multiple_of(LANES);
+        let mut quads_by_filter = vec![0i32; quads * taps * padded];
+        for (block_index, block) in blocks.iter().enumerate() {
+            let (position, filter_block) = (block_index / filter_blocks, block_index % filter_blocks);
+            for (lane, bytes) in block.chunks_exact(4).enumerate() {
+                let filter = filter_block * LANES + lane;
+                if filter < padded {
+                    quads_by_filter[position * padded + filter] =
+                        i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]].map(|b| b as u8));
+                }
+            }
+        }
         let sums = weights.chunks_exact(channels * taps).map(|row| row.iter().map(|&w| i32::from(w)).sum()).collect();
-        Some(VnniWeights { blocks, sums, filters, filter_blocks, channels, kernel: [kh, kw] })
+        Some(VnniWeights { blocks, quads_by_filter, sums, filters, filter_blocks, channels, kernel: [kh, kw] })
     }
 
     pub fn filters(&self) -> usize {
@@ -100,69 +129,192 @@ pub(crate) struct Geometry {
 /// (the kernel's u8, NCHW), exact in wrapping i32, with the row `stride` ([`VnniWeights::stride`])
 /// the filters rounded up to whole register blocks (vector stores; `int8::ProductLayout::Pixels`
 /// reads it). `None` when the weights do not fit `geometry`.
-pub(crate) fn run(x: &[u8], x_zero: u8, geometry: &Geometry, weights: &VnniWeights) -> Option<Vec<i32>> {
+pub(crate) fn run(x: &[u8], x_zero: u8, geometry: &Geometry, weights: &VnniWeights, epilogue: &Epilogue<'_>) -> Option<Vec<f32>> {
     let [n, c, h, w] = geometry.x;
     let [kh, kw] = weights.kernel;
-    if x.len() != n * c * h * w || c != weights.channels || geometry.window.kernel != [kh, kw] {
+    if x.len() != n * c * h * w || c != weights.channels || geometry.window.kernel != [kh, kw] || h * w == 0 {
         return None;
     }
+    if epilogue.multipliers.len() != weights.filters || epilogue.bias.is_some_and(|bias| bias.len() != weights.filters) {
+        return None;
+    }
+    let Window2d { strides, dilations, padding, .. } = geometry.window;
+    let [oh, ow] = geometry.output;
+    let (filters, positions) = (weights.filters, oh * ow);
+    let width = w + padding[1].0 + padding[1].1;
     #[cfg(target_arch = "x86_64")]
     if available() {
-        let input = Quads::new(x, x_zero, geometry);
-        let mut out = vec![0i32; weights.filter_blocks * LANES * n * geometry.output[0] * geometry.output[1]];
-        // SAFETY: `run_avx512` needs AVX-512F and AVX512-VNNI, which `available` found on this CPU;
-        // everything it does besides those instructions is safe Rust.
+        if strides == [1, 1] {
+            let input = Quads::new(x, x_zero, geometry, width, LANES + (kw - 1) * dilations[1]);
+            let mut out = vec![0.0f32; n * filters * positions];
+            let terms: Vec<i32> = weights.sums.iter().map(|&sum| i32::from(x_zero).wrapping_mul(sum)).collect();
+            // SAFETY: `run_planes` needs AVX-512F and AVX512-VNNI, which `available` found on this
+            // CPU; everything it does besides those instructions is safe Rust.
+            #[allow(unsafe_code)]
+            unsafe {
+                run_planes(&input, geometry, weights, &terms, epilogue, &mut out)
+            };
+            return Some(out);
+        }
+        let input = Quads::new(x, x_zero, geometry, width + MAX_PIXELS * strides[1], 0);
+        let mut sums = vec![0i32; weights.stride() * n * positions];
+        // SAFETY: as above, for `run_avx512`.
         #[allow(unsafe_code)]
         unsafe {
-            run_avx512(&input, geometry, weights, &mut out)
+            run_avx512(&input, geometry, weights, &mut sums)
         };
-        subtract_zero_terms(&mut out, x_zero, weights);
-        return Some(out);
+        subtract_zero_terms(&mut sums, x_zero, weights);
+        let layout = ProductLayout::Pixels { filters, stride: weights.stride(), positions };
+        return Some(int8::dequantize(&sums, layout, epilogue.multipliers, epilogue.bias, epilogue.activation));
     }
     None
 }
 
-/// The input in channel quads: `[n, quad, hp, wp + slack]` of i32, each the 4 bytes of channels
-/// `4 * quad ..` at one padded position (padding and the columns past it hold the zero point in
+/// What follows the integer sums: `sum * multiplier[filter] + bias[filter]`, then the activation,
+/// as `int8::dequantize` computes it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Epilogue<'a> {
+    pub multipliers: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+    pub activation: Option<Activation>,
+}
+
+/// The input in channel quads: `[n, quad, plane]` of i32, each the 4 bytes of channels `4 * quad
+/// ..` at one position of the padded image, whose rows are `stride` apart, with `slack` more
+/// positions after each image (padding, the columns past it and the slack hold the zero point in
 /// the real channels, 0 in the missing ones, whose weights are 0).
 struct Quads {
     values: Vec<i32>,
     quads: usize,
-    rows: usize,
-    /// Padded width plus room for a block of pixels past the last output column.
     stride: usize,
+    /// Positions per quad plane: the padded rows, then the slack.
+    plane: usize,
 }
 
 impl Quads {
-    fn new(x: &[u8], zero: u8, geometry: &Geometry) -> Quads {
+    fn new(x: &[u8], zero: u8, geometry: &Geometry, stride: usize, slack: usize) -> Quads {
         let [n, c, h, w] = geometry.x;
-        let Window2d { strides, padding, .. } = geometry.window;
+        let padding = geometry.window.padding;
         let quads = c.div_ceil(4);
-        let (rows, stride) = (h + padding[0].0 + padding[0].1, w + padding[1].0 + padding[1].1 + MAX_PIXELS * strides[1]);
-        let mut bytes = vec![[0u8; 4]; n * quads * rows * stride];
-        for image in 0..n {
-            for channel in 0..c {
-                let plane = &mut bytes[(image * quads + channel / 4) * rows * stride..][..rows * stride];
-                plane.iter_mut().for_each(|quad| quad[channel % 4] = zero);
-                let source = &x[(image * c + channel) * h * w..][..h * w];
-                for (y, line) in source.chunks_exact(w).enumerate() {
-                    let start = (y + padding[0].0) * stride + padding[1].0;
-                    for (quad, &value) in plane[start..start + w].iter_mut().zip(line) {
-                        quad[channel % 4] = value;
-                    }
+        let plane = (h + padding[0].0 + padding[0].1) * stride + slack;
+        // Every position starts as padding, a fill of one i32 per quad plane (the zero point in its
+        // real channels); the image's bytes are then written over it through a byte view. Filling
+        // byte by byte per channel and converting the bytes to i32 after took 11% of the int8-static
+        // digits_cnn run at batch 8 (perf).
+        let padding_quad = |quad: usize| i32::from_le_bytes(std::array::from_fn(|k| if quad * 4 + k < c { zero } else { 0 }));
+        let mut values = Vec::with_capacity(n * quads * plane);
+        for _ in 0..n {
+            for quad in 0..quads {
+                values.extend(std::iter::repeat_n(padding_quad(quad), plane));
+            }
+        }
+        let bytes: &mut [u8] = pulp::bytemuck::cast_slice_mut(&mut values);
+        for (index, source) in x.chunks_exact(h * w).enumerate() {
+            let (image, channel) = (index / c, index % c);
+            let target = &mut bytes[(image * quads + channel / 4) * plane * 4..][..plane * 4];
+            for (y, line) in source.chunks_exact(w).enumerate() {
+                let start = (y + padding[0].0) * stride + padding[1].0;
+                for (quad, &value) in target[start * 4..(start + w) * 4].chunks_exact_mut(4).zip(line) {
+                    quad[channel % 4] = value;
                 }
             }
         }
-        Quads { values: bytes.into_iter().map(i32::from_le_bytes).collect(), quads, rows, stride }
+        Quads { values, quads, stride, plane }
     }
 }
 
-/// `- zx * sum(w)` for every filter's accumulators (`[pixels, padded filters]`).
+/// `- zx * sum(w)` for every filter's accumulators (`[pixels, stride]`).
 fn subtract_zero_terms(out: &mut [i32], x_zero: u8, weights: &VnniWeights) {
     let terms: Vec<i32> = weights.sums.iter().map(|&sum| i32::from(x_zero).wrapping_mul(sum)).collect();
-    for pixel in out.chunks_exact_mut(weights.filter_blocks * LANES) {
+    for pixel in out.chunks_exact_mut(weights.stride()) {
         for (value, &term) in pixel.iter_mut().zip(&terms) {
             *value = value.wrapping_sub(term);
+        }
+    }
+}
+
+/// A stride-1 convolution into `out` (NCHW f32), its epilogue applied in registers: the sums
+/// `sum(x * w)` over every tap (including the padding) minus `terms` (`zx * sum(w)` per filter),
+/// times the multiplier, plus the bias, then the activation. The 16 lanes of a register are 16
+/// consecutive positions of the padded rows: an output pixel `(oy, ox)` is position `oy * pitch +
+/// ox`, so each tap reads the input 16 positions at a time, one load for 16 filters' `vpdpbusd`
+/// (each with one filter's 4 weights broadcast). Positions past `ow` in a row are computed and
+/// dropped: a compress moves the real ones together, which in position order are the output's
+/// NCHW order. With the filters in the lanes instead (`run_blocks`), storing each pixel's filters
+/// into NCHW went one value at a time: the epilogue took a third of the int8-static digits_cnn run
+/// at batch 8 (perf).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vnni")]
+fn run_planes(
+    input: &Quads,
+    geometry: &Geometry,
+    weights: &VnniWeights,
+    terms: &[i32],
+    epilogue: &Epilogue<'_>,
+    out: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let [n, ..] = geometry.x;
+    let [oh, ow] = geometry.output;
+    let dilations = geometry.window.dilations;
+    let [kh, kw] = weights.kernel;
+    let (taps, filters, padded) = (kh * kw, weights.filters, weights.filters.next_multiple_of(LANES));
+    let (pitch, positions, outputs) = (input.stride, oh * input.stride, oh * ow);
+    // Which lanes of the register starting at each position hold output pixels.
+    let masks: Vec<u16> = (0..positions)
+        .step_by(LANES)
+        .map(|start| {
+            (0..LANES)
+                .filter(|&lane| start + lane < positions && (start + lane) % pitch < ow)
+                .fold(0u16, |mask, lane| mask | 1 << lane)
+        })
+        .collect();
+    let relu = matches!(epilogue.activation, Some(Activation::Relu));
+    for image in 0..n {
+        let planes = &input.values[image * input.quads * input.plane..][..input.quads * input.plane];
+        for first in (0..padded).step_by(LANES) {
+            let mut written = 0;
+            for (&mask, start) in masks.iter().zip((0..positions).step_by(LANES)) {
+                let mut sums = [_mm512_setzero_si512(); LANES];
+                for (quad, values) in planes.chunks_exact(input.plane).enumerate() {
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let at = start + ky * dilations[0] * pitch + kx * dilations[1];
+                            // Fixed-size arrays: a slice copy of a runtime length is a memmove call
+                            // (14% of the int8-static digits_cnn run at batch 8 with them, perf).
+                            let x: [i32; LANES] = values[at..at + LANES].try_into().unwrap_or_default();
+                            let x: __m512i = pulp::cast(x);
+                            let w = &weights.quads_by_filter[(quad * taps + ky * kw + kx) * padded + first..][..LANES];
+                            for (sum, &w) in sums.iter_mut().zip(w) {
+                                *sum = _mm512_dpbusd_epi32(*sum, x, _mm512_set1_epi32(w));
+                            }
+                        }
+                    }
+                }
+                let count = mask.count_ones() as usize;
+                for (filter, &sum) in (first..filters).zip(&sums) {
+                    let sum = _mm512_sub_epi32(sum, _mm512_set1_epi32(terms[filter]));
+                    let scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(epilogue.multipliers[filter]));
+                    let mut value = match epilogue.bias {
+                        Some(bias) => _mm512_add_ps(scaled, _mm512_set1_ps(bias[filter])),
+                        None => scaled,
+                    };
+                    if relu {
+                        // `value <= 0` (false for NaN) becomes 0, as `int8::dequantize` does.
+                        let not_positive = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(value, _mm512_setzero_ps());
+                        value = _mm512_mask_blend_ps(not_positive, value, _mm512_setzero_ps());
+                    }
+                    let lanes: [f32; LANES] = pulp::cast(_mm512_maskz_compress_ps(mask, value));
+                    let plane = &mut out[(image * filters + filter) * outputs..][..outputs];
+                    // A whole register where it fits in the plane (what follows is written next),
+                    // the real values alone at the end.
+                    match plane.get_mut(written..written + LANES).and_then(|target| <&mut [f32; LANES]>::try_from(target).ok()) {
+                        Some(target) => *target = lanes,
+                        None => plane[written..written + count].iter_mut().zip(lanes).for_each(|(value, lane)| *value = lane),
+                    }
+                }
+                written += count;
+            }
         }
     }
 }
@@ -198,12 +350,12 @@ fn run_blocks<const BLOCKS: usize, const PIXELS: usize>(
     let taps = kh * kw;
     let padded_filters = filter_blocks * LANES;
     for image in 0..n {
-        let planes = &input.values[image * input.quads * input.rows * input.stride..][..input.quads * input.rows * input.stride];
+        let planes = &input.values[image * input.quads * input.plane..][..input.quads * input.plane];
         for first_block in (0..filter_blocks).step_by(BLOCKS) {
             for oy in 0..oh {
                 for ox in (0..ow).step_by(PIXELS) {
                     let mut sums = [[_mm512_setzero_si512(); BLOCKS]; PIXELS];
-                    for (quad, plane) in planes.chunks_exact(input.rows * input.stride).enumerate() {
+                    for (quad, plane) in planes.chunks_exact(input.plane).enumerate() {
                         for ky in 0..kh {
                             let line = &plane[(oy * strides[0] + ky * dilations[0]) * input.stride..][..input.stride];
                             for kx in 0..kw {
@@ -278,12 +430,13 @@ mod tests {
         // a multiple of 4, filters past one and two blocks, strides, dilations, asymmetric padding
         // and widths that leave a pixel-block tail.
         type Case = ([usize; 4], [usize; 4], [usize; 2], [usize; 2], [(usize, usize); 2]);
+        let (mut clipped, mut kept) = (false, false);
         let cases: [Case; 5] = [
             ([2, 1, 8, 8], [16, 1, 3, 3], [1, 1], [1, 1], [(1, 1), (1, 1)]),
             ([2, 16, 4, 4], [32, 16, 3, 3], [1, 1], [1, 1], [(1, 1), (1, 1)]),
             ([1, 5, 7, 9], [37, 5, 3, 2], [2, 1], [1, 2], [(0, 2), (1, 0)]),
             ([3, 3, 5, 6], [7, 3, 1, 1], [1, 2], [1, 1], [(0, 0), (0, 0)]),
-            ([1, 9, 6, 5], [70, 9, 3, 3], [1, 1], [2, 1], [(2, 2), (1, 1)]),
+            ([1, 9, 6, 5], [60, 9, 3, 3], [1, 1], [2, 1], [(2, 2), (1, 1)]),
         ];
         for (x_shape, w_shape, strides, dilations, padding) in cases {
             let [n, c, h, wd] = x_shape;
@@ -300,14 +453,42 @@ mod tests {
             let x: Vec<u8> = (0..n * c * h * wd).map(|i| [255, 0, 254, 1, 131][i % 5]).collect();
             let w: Vec<i8> = (0..filters * c * kh * kw).map(|i| [-128, 127, -1, 3][(i / 3 + i) % 4]).collect();
             let weights = VnniWeights::new(&w, &vec![0; filters], w_shape).unwrap();
+            let [oh, ow] = geometry.output;
+            let positions = oh * ow;
+            let multipliers: Vec<f32> = (0..filters).map(|f| 0.01 * (f + 1) as f32).collect();
+            let bias: Vec<f32> = (0..filters).map(|f| f as f32 * 0.1 - 1.0).collect();
             for zx in [0u8, 131, 255] {
-                let got = run(&x, zx, &geometry, &weights).unwrap();
-                let pixels = got.len() / weights.stride();
-                let filter_major: Vec<i32> =
-                    (0..filters * pixels).map(|i| got[(i % pixels) * weights.stride() + i / pixels]).collect();
-                assert_eq!(filter_major, reference(&x, zx, &w, w_shape, &geometry), "{x_shape:?} {w_shape:?} zero {zx}");
+                let sums = reference(&x, zx, &w, w_shape, &geometry);
+                // NCHW, from the filter-major reference sums.
+                let nchw = |f: &dyn Fn(usize, i32) -> f32| -> Vec<f32> {
+                    (0..n * filters * positions)
+                        .map(|i| {
+                            let (image, filter, position) = (i / (filters * positions), i / positions % filters, i % positions);
+                            f(filter, sums[filter * n * positions + image * positions + position])
+                        })
+                        .collect()
+                };
+                // The sums alone (below 2^24, so exact in f32), then with the whole epilogue, whose
+                // f32 operations must be `int8::dequantize`'s.
+                let plain = Epilogue { multipliers: &vec![1.0; filters], bias: None, activation: None };
+                let got = run(&x, zx, &geometry, &weights, &plain).unwrap();
+                assert_eq!(got, nchw(&|_, sum| sum as f32), "{x_shape:?} {w_shape:?} zero {zx}");
+                let full = Epilogue { multipliers: &multipliers, bias: Some(&bias), activation: Some(Activation::Relu) };
+                let got = run(&x, zx, &geometry, &weights, &full).unwrap();
+                let expected = nchw(&|filter, sum| {
+                    let value = sum as f32 * multipliers[filter] + bias[filter];
+                    if value <= 0.0 {
+                        0.0
+                    } else {
+                        value
+                    }
+                });
+                assert_eq!(got, expected, "{x_shape:?} {w_shape:?} zero {zx}, with the epilogue");
+                clipped |= got.contains(&0.0);
+                kept |= got.iter().any(|&v| v > 0.0);
             }
         }
+        assert!(clipped && kept, "the Relu both clipped and kept values somewhere");
     }
 
     #[test]
@@ -323,6 +504,11 @@ mod tests {
             window: Window2d { kernel: [3, 3], strides: [1, 1], dilations: [1, 1], padding: [(1, 1); 2] },
             output: [4, 4],
         };
-        assert!(run(&[0; 32], 0, &geometry, &weights).is_none(), "two channels against weights of one");
+        let epilogue = Epilogue { multipliers: &[1.0, 1.0], bias: None, activation: None };
+        assert!(run(&[0; 32], 0, &geometry, &weights, &epilogue).is_none(), "two channels against weights of one");
+        let geometry = Geometry { x: [1, 1, 4, 4], ..geometry };
+        let short = Epilogue { multipliers: &[1.0], ..epilogue };
+        assert!(run(&[0; 16], 0, &geometry, &weights, &short).is_none(), "one multiplier for two filters");
+        assert!(run(&[0; 16], 0, &geometry, &weights, &epilogue).is_some());
     }
 }
