@@ -239,5 +239,14 @@ pub fn machine() -> String {
         .map_or("unknown CPU", str::trim)
         .to_string();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{model}, {cores} vCPUs")
+    // The int8 kernels differ by these (rten's VNNI GEMM, whittle's VNNI convolution).
+    let flags = cpuinfo.lines().find(|line| line.starts_with("flags")).unwrap_or_default();
+    let has = |flag: &str| flags.split_whitespace().any(|word| word == flag);
+    let simd = match (has("avx512f"), has("avx512_vnni")) {
+        (true, true) => "AVX-512 with VNNI",
+        (true, false) => "AVX-512 without VNNI",
+        _ if has("avx2") => "AVX2",
+        _ => "no AVX2",
+    };
+    format!("{model}, {cores} vCPUs, {simd}")
 }

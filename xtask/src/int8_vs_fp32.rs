@@ -1,6 +1,7 @@
 //! `cargo xtask int8-vs-fp32`: each fixture's fp32 model beside its int8-static and int8-dynamic
-//! quantizations, all in whittle's own runtime, in the same run, at batch 1 and 8 and 1 and 2
-//! threads; a table of medians and the ratios int8 / fp32, written to `benches/results/`.
+//! quantizations, all in whittle's own runtime, in the same run, at batch 1, 8 and 64 and 1 and 2
+//! threads; a table of medians and the ratios int8 / fp32, written to `benches/results/`. Batch 64
+//! is where the kernels weigh more than the per-step costs of these small models.
 //!
 //! The brief's promise is that whittle's INT8 is faster than its fp32, or that it says why not: this is
 //! where that is measured. Models are quantized with the release binary (`whittle quantize`, as
@@ -18,7 +19,7 @@ use crate::quant_vs_ort::quantize_fixture;
 use crate::run;
 
 const FIXTURES: &[&str] = &["digits_mlp", "digits_cnn", "transformer_tiny"];
-const BATCHES: &[usize] = &[1, 8];
+const BATCHES: &[usize] = &[1, 8, 64];
 const THREADS: &[usize] = &[1, 2];
 const RESULTS: &str = "benches/results/int8-vs-fp32.md";
 

@@ -505,9 +505,43 @@ impl<'s, 'a> Matcher<'s, 'a> {
             activation,
             then: Vec::new(),
         };
+        let mut op = op;
         let mut candidates = vec![quantize_x, dequantize_x, dequantize_w];
         candidates.extend(self.producer(index, 2, 0));
-        Some(Fused { op, input, outputs: self.steps[index].outputs.clone(), consumed: Vec::new(), candidates })
+        let (outputs, consumed) = self.following_bias(index, &mut op, n);
+        Some(Fused { op, input, outputs, consumed, candidates })
+    }
+
+    /// A MatMul's bias, which exporters write as the next node: `Add(product, constant [n])` (and a
+    /// Relu after it), taken into `op` when nothing else reads the product. The fused epilogue adds
+    /// it as the Add did, one f32 addition after the scaling, so the result is the same (on
+    /// transformer_tiny's int8-static model these Adds were 8 steps, 13 us of a 314 us run at batch
+    /// 8). Returns the outputs of the last step taken and the steps taken.
+    fn following_bias(&self, index: usize, op: &mut Int8Product, n: usize) -> (Vec<Option<usize>>, Vec<usize>) {
+        let mut outputs = self.steps[index].outputs.clone();
+        let mut consumed = Vec::new();
+        if op.product != Product::MatMul || op.bias.is_some() || op.activation.is_some() {
+            return (outputs, consumed);
+        }
+        let Some(product) = outputs.first().copied().flatten() else { return (outputs, consumed) };
+        let Some(add) = self.graph.only_reader(product) else { return (outputs, consumed) };
+        let (Some(Op::Add(_)), Some(position)) = (self.op(add), self.other_input(add, product)) else {
+            return (outputs, consumed);
+        };
+        let Some(bias) = self.constant_input(add, position).and_then(|b| per_column_values(b, n, 1)) else {
+            return (outputs, consumed);
+        };
+        op.bias = Some(bias);
+        consumed.push(add);
+        outputs = self.steps[add].outputs.clone();
+        if let Some(relu) = outputs.first().copied().flatten().and_then(|slot| self.graph.only_reader(slot)) {
+            if matches!(self.op(relu), Some(Op::Relu(_))) && self.steps[relu].inputs.len() == 1 {
+                op.activation = Some(Activation::Relu);
+                consumed.push(relu);
+                outputs = self.steps[relu].outputs.clone();
+            }
+        }
+        (outputs, consumed)
     }
 
     /// The activation quantization of `Q -> DQ`: a scalar f32 scale and a u8 or i8 zero point,
@@ -1244,5 +1278,34 @@ mod tests {
         for (&got, &reference) in got.iter().zip(&reference) {
             assert!((got - reference).abs() <= 1e-4 * reference.abs().max(1.0), "chain {got} vs unfused {reference}");
         }
+    }
+
+    #[test]
+    fn a_matmul_takes_the_bias_add_and_relu_after_it_bit_for_bit() {
+        if crate::kernels::int8::executor().is_none() {
+            return;
+        }
+        let case = Case { op: "MatMul", x_dims: &[2, 3, 20], w_dims: &[20, 9], bias: false, relu: false, ..BASE };
+        // `y = MatMul(...)`, then `z = Relu(Add(y, b))`; `expose` also returns y, which keeps the Add
+        // (and so the Relu) out of the fused step.
+        let model = |expose: bool| {
+            let mut model = case.model(false);
+            let bias: Vec<f32> = (0..9).map(|c| c as f32 * 0.25 - 1.0).collect();
+            model.graph.initializers.push(f32_tensor("b", vec![9], &bias));
+            model.graph.nodes.push(Node::new("bias", "Add", &["y", "b"], &["t2"]));
+            model.graph.nodes.push(Node::new("relu", "Relu", &["t2"], &["z"]));
+            model.graph.outputs = vec![info("z", DataType::F32, None)];
+            if expose {
+                model.graph.outputs.push(info("y", DataType::F32, None));
+            }
+            model
+        };
+        let (fused, kept) = (model(false), model(true));
+        assert_eq!(steps(&fused), vec!["Int8MatMul"]);
+        assert_eq!(steps(&kept), vec!["Int8MatMul", "Add", "Relu"]);
+        let x: Vec<f32> = ramp(120, 5).iter().map(|v| v * 2.5).collect();
+        let (got, expected) = (run(&fused, &x, case.x_dims), run(&kept, &x, case.x_dims));
+        assert_eq!(got, expected);
+        assert!(got.contains(&0.0) && got.iter().any(|&v| v > 0.0));
     }
 }
