@@ -353,15 +353,18 @@ pub fn quantize(input: &Path, output: &Path, options: &QuantizeOptions) -> Resul
 fn int8_speed_note(after_ms: f64, before_ms: f64) -> String {
     let ratio = after_ms / before_ms;
     let how = "on burn-flex, with an exact int8 kernel for the CPU (AVX-512 VNNI, ARM dot product), whittle's runtime \
-               runs each quantized layer as one fused step (the activation quantized in the kernel, a u8 x i8 -> i32 \
-               product on weights packed at load, scales, bias and Relu in the same pass); elsewhere it runs the ONNX ops";
+               runs each quantized layer as one fused step, and layers that only feed each other as one chain (the \
+               activation quantized in the kernel, a u8 x i8 -> i32 product on weights laid out at load: a direct VNNI \
+               loop for convolutions with symmetric weights, an exact vpmaddwd loop for products of one or two rows, \
+               rten-gemm's VNNI GEMM otherwise; scales, bias and Relu in the same pass); elsewhere it runs the ONNX ops";
     if ratio < 1.0 {
         format!("INT8 runs at {ratio:.2}x fp32's p50 latency in whittle's runtime here ({after_ms:.3} ms vs {before_ms:.3} ms): {how}.")
     } else {
         format!(
             "INT8 is not faster than fp32 in whittle's runtime here (p50 {after_ms:.3} ms vs {before_ms:.3} ms, {ratio:.2}x): {how}, \
-             but on a model this small each layer's fixed costs (quantizing its input, building and packing a convolution's \
-             patches, allocating and dequantizing its output, the step itself) weigh as much as its product, and the ops between layers run in f32 either way."
+             but on a model this small each layer's fixed costs (quantizing its input, allocating and dequantizing its output, \
+             the step itself) weigh as much as its product, and the ops between layers (pooling, attention, normalization) \
+             run in f32 either way."
         )
     }
 }

@@ -103,14 +103,18 @@ pub(crate) fn max_pool(x: &[f32], [n, c, h, w]: [usize; 4], window: &Resolved, [
 /// inside the planes `[h, w]` of `x`: one pass over each pair of rows, without the general path's
 /// per-row tables and row buffer.
 fn max_pool_2x2(x: &[f32], [h, w]: [usize; 2], [oh, ow]: [usize; 2]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(x.len() / (h * w) * oh * ow);
-    for plane in x.chunks_exact(h * w) {
-        for pair in plane.chunks_exact(2 * w).take(oh) {
+    // Written in place rather than through `Vec::extend`: whether rustc inlined the extend of this
+    // iterator depended on unrelated code in the crate, and where it did not, the pooling took
+    // twice as long (digits_cnn at batch 8: 2.0 against 4.0 us a call, perf showing
+    // `extend_trusted`).
+    let mut out = vec![0.0f32; x.len() / (h * w) * oh * ow];
+    for (plane, target) in x.chunks_exact(h * w).zip(out.chunks_exact_mut(oh * ow)) {
+        for (pair, row) in plane.chunks_exact(2 * w).zip(target.chunks_exact_mut(ow)) {
             let (top, bottom) = pair.split_at(w);
             let windows = top[..2 * ow].chunks_exact(2).zip(bottom[..2 * ow].chunks_exact(2));
-            out.extend(
-                windows.map(|(top, bottom)| [top[0], top[1], bottom[0], bottom[1]].into_iter().fold(f32::NEG_INFINITY, larger)),
-            );
+            for (value, (top, bottom)) in row.iter_mut().zip(windows) {
+                *value = [top[0], top[1], bottom[0], bottom[1]].into_iter().fold(f32::NEG_INFINITY, larger);
+            }
         }
     }
     out
