@@ -34,7 +34,7 @@ pub(crate) mod gemm;
 pub(crate) mod int8;
 pub(crate) mod rows;
 pub(crate) mod small_gemm;
-pub(crate) mod vnni_conv;
+pub(crate) mod vnni;
 
 use burn_flex::{Flex, FlexTensor};
 use burn_tensor::{Float, Tensor, TensorData};

@@ -1,6 +1,7 @@
-//! Exact u8 x i8 -> i32 direct 2-D convolution on AVX512-VNNI (`vpdpbusd`), for the small layers
-//! of int8 models: the one module of the workspace with `unsafe` code, a single call into a
-//! `#[target_feature]` function after the CPU was seen to have those features.
+//! Exact u8 x i8 -> i32 products on AVX512-VNNI (`vpdpbusd`) for the fused layers of int8 models:
+//! direct 2-D convolution ([`run`]) and products with constant weights ([`gemm`]), each with its
+//! epilogue (scales, bias, Relu) in registers. The one module of the workspace with `unsafe` code:
+//! calls into `#[target_feature]` functions after the CPU was seen to have those features.
 //!
 //! Why: through rten-gemm an int8 convolution is an im2col matrix that rten packs again on every
 //! call (its packed layout is opaque), so on digits_cnn the data movement around the product cost
@@ -384,6 +385,186 @@ fn run_blocks<const BLOCKS: usize, const PIXELS: usize>(
     }
 }
 
+/// A constant right operand `[k, n]` of a product (the kernel's i8, zero points 0) laid out for
+/// [`gemm`]: for every quad of rows `4q ..` and block of 16 columns, 64 bytes holding each column's
+/// 4 values of that quad (zeros past `k` and `n`), with each column's sum.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct VnniMatrix {
+    blocks: Vec<[i8; 64]>,
+    sums: Vec<i32>,
+    k: usize,
+    n: usize,
+    /// Blocks of 16 columns, even where two are computed together.
+    column_blocks: usize,
+}
+
+impl VnniMatrix {
+    /// Lays out `values` (`[k, n]` row-major); `None` when a zero point is not 0, the sizes do not
+    /// fit, or this CPU has no AVX512-VNNI.
+    pub fn new(values: &[i8], zero: Option<&[i8]>, k: usize, n: usize) -> Option<VnniMatrix> {
+        if !available() || zero.is_some_and(|zero| zero.iter().any(|&value| value != 0)) || values.len() != k * n || k * n == 0 {
+            return None;
+        }
+        let column_blocks = if n > LANES { n.div_ceil(2 * LANES) * 2 } else { 1 };
+        let mut blocks = vec![[0i8; 64]; k.div_ceil(4) * column_blocks];
+        let mut sums = vec![0i32; n];
+        for (row, values) in values.chunks_exact(n).enumerate() {
+            for (column, &value) in values.iter().enumerate() {
+                blocks[(row / 4) * column_blocks + column / LANES][(column % LANES) * 4 + row % 4] = value;
+                sums[column] += i32::from(value);
+            }
+        }
+        Some(VnniMatrix { blocks, sums, k, n, column_blocks })
+    }
+
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    pub fn n(&self) -> usize {
+        self.n
+    }
+}
+
+/// `epilogue((x - x_zero) @ B)` as f32 `[m, n]` for the rows `x` `[m, k]` (the kernel's u8), the
+/// products exact in wrapping i32 and the epilogue `int8::dequantize`'s f32 operations; `None`
+/// when the sizes do not fit.
+///
+/// Why: rten-gemm packs the activations on every call with a scalar byte loop and computes 8 rows
+/// at a time however few there are, then whittle dequantized in another pass; on int8-static
+/// digits_mlp at batch 64 that packing, the passes around the product and their buffers took
+/// three times the product's time (perf). Here the rows are read in place, 4 bytes broadcast per
+/// `vpdpbusd` against 16 columns, and the epilogue runs in registers.
+pub(crate) fn gemm(x: &[u8], x_zero: u8, m: usize, b: &VnniMatrix, epilogue: &Epilogue<'_>) -> Option<Vec<f32>> {
+    if x.len() != m * b.k || epilogue.multipliers.len() != b.n || epilogue.bias.is_some_and(|bias| bias.len() != b.n) {
+        return None;
+    }
+    let quads = b.k.div_ceil(4);
+    // The rows are read in place as quads of bytes; where K is not a multiple of 4 they are copied
+    // once, completed with zeros (whose weights are 0).
+    let completed: Vec<u8>;
+    let rows = if b.k.is_multiple_of(4) {
+        x
+    } else {
+        completed =
+            x.chunks_exact(b.k).flat_map(|row| row.iter().copied().chain(std::iter::repeat_n(0, quads * 4 - b.k))).collect();
+        &completed
+    };
+    // Per column, padded to whole blocks: the zero-point term, the multiplier and the bias.
+    let columns = b.column_blocks * LANES;
+    let pad = |values: &mut Vec<f32>| values.resize(columns, 0.0);
+    let mut multipliers = epilogue.multipliers.to_vec();
+    pad(&mut multipliers);
+    let mut bias = epilogue.bias.map_or_else(Vec::new, <[f32]>::to_vec);
+    if epilogue.bias.is_some() {
+        pad(&mut bias);
+    }
+    let mut terms: Vec<i32> = b.sums.iter().map(|&sum| i32::from(x_zero).wrapping_mul(sum)).collect();
+    terms.resize(columns, 0);
+    let columns = Columns { terms: &terms, multipliers: &multipliers, bias: (!bias.is_empty()).then_some(&bias[..]) };
+    let mut out = vec![0.0f32; m * b.n];
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        let relu = matches!(epilogue.activation, Some(Activation::Relu));
+        // SAFETY: `run_gemm` needs AVX-512F and AVX512-VNNI, which `available` found on this CPU;
+        // everything it does besides those instructions is safe Rust.
+        #[allow(unsafe_code)]
+        unsafe {
+            run_gemm(rows, quads, m, b, &columns, relu, &mut out)
+        };
+        return Some(out);
+    }
+    None
+}
+
+/// [`gemm`]'s per-column constants, padded to whole blocks of 16.
+struct Columns<'a> {
+    terms: &'a [i32],
+    multipliers: &'a [f32],
+    bias: Option<&'a [f32]>,
+}
+
+/// [`gemm`]'s loop: two blocks of 16 columns and 4 rows in registers where there are more than 16
+/// columns, else one block and 8 rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vnni")]
+fn run_gemm(rows: &[u8], quads: usize, m: usize, b: &VnniMatrix, columns: &Columns<'_>, relu: bool, out: &mut [f32]) {
+    if b.column_blocks > 1 {
+        run_gemm_blocks::<2, 4>(rows, quads, m, b, columns, relu, out);
+    } else {
+        run_gemm_blocks::<1, 8>(rows, quads, m, b, columns, relu, out);
+    }
+}
+
+/// [`run_gemm`] with `BLOCKS` blocks of 16 columns and `ROWS` rows in registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+fn run_gemm_blocks<const BLOCKS: usize, const ROWS: usize>(
+    rows: &[u8],
+    quads: usize,
+    m: usize,
+    b: &VnniMatrix,
+    columns: &Columns<'_>,
+    relu: bool,
+    out: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let n = b.n;
+    for first_row in (0..m).step_by(ROWS) {
+        let count = ROWS.min(m - first_row);
+        // A short last block repeats its last row; only `count` rows are stored.
+        let row_quads: [&[u8]; ROWS] = std::array::from_fn(|r| {
+            let row = first_row + r.min(count - 1);
+            &rows[row * quads * 4..(row + 1) * quads * 4]
+        });
+        for first_block in (0..b.column_blocks).step_by(BLOCKS) {
+            let mut sums = [[_mm512_setzero_si512(); BLOCKS]; ROWS];
+            for quad in 0..quads {
+                let at = quad * b.column_blocks + first_block;
+                let w: [__m512i; BLOCKS] = std::array::from_fn(|i| pulp::cast(b.blocks[at + i]));
+                for (sums, row) in sums.iter_mut().zip(&row_quads) {
+                    let x = _mm512_set1_epi32(i32::from_le_bytes(row[quad * 4..quad * 4 + 4].try_into().unwrap_or_default()));
+                    for (sum, &w) in sums.iter_mut().zip(&w) {
+                        *sum = _mm512_dpbusd_epi32(*sum, x, w);
+                    }
+                }
+            }
+            for (r, sums) in sums.iter().enumerate().take(count) {
+                let row = &mut out[(first_row + r) * n..][..n];
+                for (i, &sum) in sums.iter().enumerate() {
+                    let first = (first_block + i) * LANES;
+                    if first >= n {
+                        break;
+                    }
+                    let load_i32 = |values: &[i32]| -> __m512i {
+                        pulp::cast(<[i32; LANES]>::try_from(&values[first..first + LANES]).unwrap_or_default())
+                    };
+                    let load_f32 = |values: &[f32]| -> __m512 {
+                        pulp::cast(<[f32; LANES]>::try_from(&values[first..first + LANES]).unwrap_or_default())
+                    };
+                    let sum = _mm512_sub_epi32(sum, load_i32(columns.terms));
+                    let scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), load_f32(columns.multipliers));
+                    let mut value = match columns.bias {
+                        Some(bias) => _mm512_add_ps(scaled, load_f32(bias)),
+                        None => scaled,
+                    };
+                    if relu {
+                        // `value <= 0` (false for NaN) becomes 0, as `int8::dequantize` does.
+                        let not_positive = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(value, _mm512_setzero_ps());
+                        value = _mm512_mask_blend_ps(not_positive, value, _mm512_setzero_ps());
+                    }
+                    let lanes: [f32; LANES] = pulp::cast(value);
+                    match row.get_mut(first..first + LANES).and_then(|target| <&mut [f32; LANES]>::try_from(target).ok()) {
+                        Some(target) => *target = lanes,
+                        None => row[first..].iter_mut().zip(lanes).for_each(|(value, lane)| *value = lane),
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,5 +691,48 @@ mod tests {
         let short = Epilogue { multipliers: &[1.0], ..epilogue };
         assert!(run(&[0; 16], 0, &geometry, &weights, &short).is_none(), "one multiplier for two filters");
         assert!(run(&[0; 16], 0, &geometry, &weights, &epilogue).is_some());
+    }
+
+    #[test]
+    fn products_are_exact_with_the_epilogue_of_dequantize() {
+        if !available() {
+            return;
+        }
+        // One block of 16 columns (10), two and a tail (45), four (64); K with a partial quad; M with
+        // a partial block of rows.
+        for (m, k, n) in [(1, 64, 10), (3, 37, 45), (9, 128, 64), (64, 5, 17), (8, 1, 1)] {
+            let x: Vec<u8> = (0..m * k).map(|i| [255, 0, 254, 1, 131][i % 5]).collect();
+            let b: Vec<i8> = (0..k * n).map(|i| [-128, 127, -1, 3][(i / 3 + i) % 4]).collect();
+            let matrix = VnniMatrix::new(&b, None, k, n).unwrap();
+            let multipliers: Vec<f32> = (0..n).map(|j| 0.001 * (j + 1) as f32).collect();
+            let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.5 - 3.0).collect();
+            for zx in [0u8, 131, 255] {
+                let sums: Vec<i64> = (0..m * n)
+                    .map(|i| (0..k).map(|p| (i64::from(x[i / n * k + p]) - i64::from(zx)) * i64::from(b[p * n + i % n])).sum())
+                    .collect();
+                let plain = Epilogue { multipliers: &vec![1.0; n], bias: None, activation: None };
+                let got = gemm(&x, zx, m, &matrix, &plain).unwrap();
+                assert_eq!(got, sums.iter().map(|&sum| sum as f32).collect::<Vec<_>>(), "{m}x{k}x{n} zero {zx}");
+                let full = Epilogue { multipliers: &multipliers, bias: Some(&bias), activation: Some(Activation::Relu) };
+                let got = gemm(&x, zx, m, &matrix, &full).unwrap();
+                let expected: Vec<f32> = sums
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &sum)| {
+                        let value = sum as i32 as f32 * multipliers[i % n] + bias[i % n];
+                        if value <= 0.0 {
+                            0.0
+                        } else {
+                            value
+                        }
+                    })
+                    .collect();
+                assert_eq!(got, expected, "{m}x{k}x{n} zero {zx}, with the epilogue");
+            }
+        }
+        assert!(VnniMatrix::new(&[1, 2], Some(&[0, 1]), 1, 2).is_none());
+        let matrix = VnniMatrix::new(&[1, 2], None, 1, 2).unwrap();
+        let plain = Epilogue { multipliers: &[1.0, 1.0], bias: None, activation: None };
+        assert!(gemm(&[1, 2, 3], 0, 2, &matrix, &plain).is_none(), "3 bytes for 2 rows of 1");
     }
 }
