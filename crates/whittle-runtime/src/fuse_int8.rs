@@ -30,9 +30,13 @@
 //! at batch 8, dynamic 6.0x -> 1.18x and 4.8x -> 1.22x; digits_cnn static 1.76x -> 0.81x and
 //! 1.69x -> 0.81x, dynamic 1.88x -> 0.80x and 2.02x -> 0.82x; transformer_tiny static 2.26x ->
 //! 1.11x and 1.78x -> 1.04x, dynamic 1.81x -> 0.76x and 2.04x -> 1.28x (the transformer's cells vary
-//! by 0.2 between runs on this shared 2-vCPU machine at load 5-8). What is left: the MLP's layers
-//! cost 2 us each in fp32, as much as a fused layer's fixed costs (quantizing its input, four
-//! buffers, the step); in the transformer the fused layers are about a third of a run, the rest
+//! by 0.2 between runs on this shared 2-vCPU machine at load 5-8). Since then the layers that feed
+//! only each other run as one chain ([`chain_int8`]), a MatMul takes the bias Add after it, and on
+//! AVX512-VNNI the products and convolutions with symmetric weights run whittle's own loops with
+//! the epilogue in registers (`kernels::vnni`): int8-static is 0.51-0.92x fp32 in the table at
+//! batch 1, 8 and 64. What is left: quantizing each layer's input divides every value by the
+//! scale (as QuantizeLinear does, so a reciprocal would change ties), about a fifth of the MLP's
+//! int8 run at batch 64; in the transformer the fused layers are about a third of a run, the rest
 //! (Erf, Softmax, LayerNormalization, attention products, reshapes) is f32 either way.
 
 use std::borrow::Cow;
