@@ -124,14 +124,7 @@ fn run_planes(simd: pulp::x86::V4, conv: &Conv2d<'_>, weights: &DirectWeights, o
     // plane's, or this slack after the last one.
     let x = padded_planes(conv.x, [h, w], padding, 0.0, LANES + (kw - 1) * dilations[1], |value| value);
     let (positions, outputs) = (oh * wp, oh * ow);
-    let masks: Vec<u16> = (0..positions)
-        .step_by(LANES)
-        .map(|start| {
-            (0..LANES)
-                .filter(|&lane| start + lane < positions && (start + lane) % wp < ow)
-                .fold(0u16, |mask, lane| mask | 1 << lane)
-        })
-        .collect();
+    let masks = super::plane_masks(positions, wp, ow);
     let weight = |k: usize, filter: usize| {
         let block = ((filter / weights.width) * weights.depth + k) * weights.width;
         weights.blocks.get(block + filter % weights.width).copied().unwrap_or(0.0)
@@ -175,11 +168,7 @@ fn run_planes(simd: pulp::x86::V4, conv: &Conv2d<'_>, weights: &DirectWeights, o
                         value = simd.avx512f._mm512_mask_blend_ps(not_positive, value, zero);
                     }
                     let lanes: [f32; LANES] = pulp::cast(simd.avx512f._mm512_maskz_compress_ps(mask, value));
-                    let plane = &mut out[(image * m + filter) * outputs..][..outputs];
-                    match plane.get_mut(written..written + LANES).and_then(|target| <&mut [f32; LANES]>::try_from(target).ok()) {
-                        Some(target) => *target = lanes,
-                        None => plane[written..written + count].iter_mut().zip(lanes).for_each(|(value, lane)| *value = lane),
-                    }
+                    super::store_compressed(&mut out[(image * m + filter) * outputs..][..outputs], written, count, lanes);
                 }
                 written += count;
             }

@@ -266,6 +266,30 @@ pub(crate) fn padded_planes<S: Copy, T: Copy>(
     padded
 }
 
+/// For a plane computed 16 positions at a time over rows `pitch` apart of which the first `width`
+/// are real (`positions` in all): per register, the lanes that hold real values. A compress by
+/// such a mask leaves the real values in row-major order (the direct convolutions' planes).
+pub(crate) fn plane_masks(positions: usize, pitch: usize, width: usize) -> Vec<u16> {
+    (0..positions)
+        .step_by(16)
+        .map(|start| {
+            (0..16)
+                .filter(|&lane| start + lane < positions && (start + lane) % pitch < width)
+                .fold(0u16, |mask, lane| mask | 1 << lane)
+        })
+        .collect()
+}
+
+/// Stores the first `count` of `lanes` (a compressed register) at `plane[written..]`: the whole
+/// register where it fits, since what follows is written next, else the `count` values alone.
+#[inline(always)]
+pub(crate) fn store_compressed(plane: &mut [f32], written: usize, count: usize, lanes: [f32; 16]) {
+    match plane.get_mut(written..written + 16).and_then(|target| <&mut [f32; 16]>::try_from(target).ok()) {
+        Some(target) => *target = lanes,
+        None => plane[written..written + count].iter_mut().zip(lanes).for_each(|(value, lane)| *value = lane),
+    }
+}
+
 /// The f32 weights of an initializer, read at plan time for packing; `None` for other dtypes.
 pub(crate) fn constant_f32(tensor: &whittle_ir::Tensor) -> Option<(Vec<f32>, Vec<usize>)> {
     if tensor.dtype != DataType::F32 {

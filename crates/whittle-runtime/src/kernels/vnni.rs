@@ -262,14 +262,7 @@ fn run_planes(
     let (taps, filters, padded) = (kh * kw, weights.filters, weights.filters.next_multiple_of(LANES));
     let (pitch, positions, outputs) = (input.stride, oh * input.stride, oh * ow);
     // Which lanes of the register starting at each position hold output pixels.
-    let masks: Vec<u16> = (0..positions)
-        .step_by(LANES)
-        .map(|start| {
-            (0..LANES)
-                .filter(|&lane| start + lane < positions && (start + lane) % pitch < ow)
-                .fold(0u16, |mask, lane| mask | 1 << lane)
-        })
-        .collect();
+    let masks = crate::kernels::plane_masks(positions, pitch, ow);
     let relu = matches!(epilogue.activation, Some(Activation::Relu));
     for image in 0..n {
         let planes = &input.values[image * input.quads * input.plane..][..input.quads * input.plane];
@@ -306,13 +299,12 @@ fn run_planes(
                         value = _mm512_mask_blend_ps(not_positive, value, _mm512_setzero_ps());
                     }
                     let lanes: [f32; LANES] = pulp::cast(_mm512_maskz_compress_ps(mask, value));
-                    let plane = &mut out[(image * filters + filter) * outputs..][..outputs];
-                    // A whole register where it fits in the plane (what follows is written next),
-                    // the real values alone at the end.
-                    match plane.get_mut(written..written + LANES).and_then(|target| <&mut [f32; LANES]>::try_from(target).ok()) {
-                        Some(target) => *target = lanes,
-                        None => plane[written..written + count].iter_mut().zip(lanes).for_each(|(value, lane)| *value = lane),
-                    }
+                    crate::kernels::store_compressed(
+                        &mut out[(image * filters + filter) * outputs..][..outputs],
+                        written,
+                        count,
+                        lanes,
+                    );
                 }
                 written += count;
             }
