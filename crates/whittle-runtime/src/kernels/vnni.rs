@@ -457,13 +457,28 @@ pub(crate) fn gemm(x: &[u8], x_zero: u8, m: usize, b: &VnniMatrix, epilogue: &Ep
     let mut out = vec![0.0f32; m * b.n];
     #[cfg(target_arch = "x86_64")]
     if available() {
+        use rayon::prelude::*;
         let relu = matches!(epilogue.activation, Some(Activation::Relu));
-        // SAFETY: `run_gemm` needs AVX-512F and AVX512-VNNI, which `available` found on this CPU;
-        // everything it does besides those instructions is safe Rust.
-        #[allow(unsafe_code)]
-        unsafe {
-            run_gemm(rows, quads, m, b, &columns, relu, &mut out)
-        };
+        let threads = rayon::current_num_threads();
+        // Below about 2M multiply-adds a second thread costs more to wake than it saves (as in
+        // `direct_conv`); above, the rows are shared out in blocks of 8.
+        if threads > 1 && m > 8 && m * b.k * b.n >= 1 << 21 {
+            let task_rows = m.div_ceil(threads).next_multiple_of(8);
+            out.par_chunks_mut(task_rows * b.n).zip(rows.par_chunks(task_rows * quads * 4)).for_each(|(out, rows)| {
+                // SAFETY: `run_gemm` needs AVX-512F and AVX512-VNNI, which `available` found on
+                // this CPU; everything it does besides those instructions is safe Rust.
+                #[allow(unsafe_code)]
+                unsafe {
+                    run_gemm(rows, quads, out.len() / b.n, b, &columns, relu, out)
+                };
+            });
+        } else {
+            // SAFETY: as above.
+            #[allow(unsafe_code)]
+            unsafe {
+                run_gemm(rows, quads, m, b, &columns, relu, &mut out)
+            };
+        }
         return Some(out);
     }
     None
@@ -722,6 +737,20 @@ mod tests {
                 assert_eq!(got, expected, "{m}x{k}x{n} zero {zx}, with the epilogue");
             }
         }
+        // Large enough to share its rows out over threads: the same values as on one.
+        let (m, k, n) = (200, 128, 96);
+        let x: Vec<u8> = (0..m * k).map(|i| (i * 7 % 256) as u8).collect();
+        let b: Vec<i8> = (0..k * n).map(|i| (i * 13 % 256) as u8 as i8).collect();
+        let matrix = VnniMatrix::new(&b, None, k, n).unwrap();
+        let plain = Epilogue { multipliers: &vec![1.0; n], bias: None, activation: None };
+        let pool = |threads: usize| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let one = pool(1).install(|| gemm(&x, 3, m, &matrix, &plain).unwrap());
+        let three = pool(3).install(|| gemm(&x, 3, m, &matrix, &plain).unwrap());
+        assert_eq!(one, three);
+        let expected: Vec<f32> = (0..m * n)
+            .map(|i| (0..k).map(|p| (i64::from(x[i / n * k + p]) - 3) * i64::from(b[p * n + i % n])).sum::<i64>() as f32)
+            .collect();
+        assert_eq!(one, expected);
         assert!(VnniMatrix::new(&[1, 2], Some(&[0, 1]), 1, 2).is_none());
         let matrix = VnniMatrix::new(&[1, 2], None, 1, 2).unwrap();
         let plain = Epilogue { multipliers: &[1.0, 1.0], bias: None, activation: None };
