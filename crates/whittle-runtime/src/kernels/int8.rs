@@ -144,7 +144,7 @@ impl ConstantIntRhs {
         let values = rhs_bytes(bytes, signed);
         let values = if transposed { (0..k * n).map(|i| values[(i % n) * k + i / n]).collect() } else { values };
         let packed = Packed::new(executor.prepack_b(Matrix::from_data([k, n], values.as_slice())));
-        let paired = (k * n <= PAIRED_LIMIT).then(|| Packed::new(PairedColumns::new(&values, k, n)));
+        let paired = (k * n <= PAIRED_LIMIT && gemv_available()).then(|| Packed::new(PairedColumns::new(&values, k, n)));
         Some(ConstantIntRhs { k, n, signed, packed, paired })
     }
 }
@@ -161,7 +161,8 @@ pub(crate) enum Rhs<'a> {
     Constant(&'a ConstantIntRhs),
 }
 
-/// Rows up to which a product with a constant right operand runs [`gemv`] rather than rten's GEMM,
+/// Rows up to which a product with a constant right operand runs [`gemv`] rather than rten's GEMM
+/// (for weights that `kernels::vnni` does not take, with nonzero zero points; x86 with AVX2 only),
 /// whose micro-kernel computes 8 rows by 32 columns whatever the rows are. Measured on this
 /// machine (one thread, ns a product, rten's packed B against `gemv`): 1x64x128 612 vs 201,
 /// 1x128x64 590 vs 221, 1x64x10 282 vs 72, 1x784x512 22400 vs 11100, 2x64x128 740 vs 406, and
@@ -240,6 +241,17 @@ pub(crate) fn gemm(
         }
     }
     Ok(())
+}
+
+/// Whether [`gemv`] has its AVX2 loop here; elsewhere (ARM's dot-product kernels) rten's GEMM
+/// serves every product, its speed there unmeasured against the portable loop.
+fn gemv_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        pulp::x86::V3::try_new().is_some()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// Columns per group of [`PairedColumns`]: four AVX2 registers of eight i32 sums.
@@ -703,7 +715,7 @@ mod tests {
                 let b_matrix = rhs_bytes(&bytes(&b), b_signed);
                 let (a_zero, b_zero) = (lhs_zero(&za, a_signed), rhs_zero(&zb, b_signed));
                 let constant = ConstantIntRhs::pack_bytes(&bytes(&b), b_signed, k, n, false).unwrap();
-                assert!(constant.paired.is_some());
+                assert_eq!(constant.paired.is_some(), gemv_available());
                 // Without the gemv layout, as a matrix above `PAIRED_LIMIT` has it: rten's packing.
                 let packed_only = ConstantIntRhs { paired: None, ..constant.clone() };
                 let cases = [
