@@ -172,33 +172,19 @@ impl Int8Product {
         match (&self.product, &self.weights) {
             (Product::MatMul | Product::Gemm, Weights::Columns { packed, zero }) => {
                 let (k, n) = (packed.k, packed.n);
-                let fits = match self.product {
-                    Product::Gemm => shape.len() == 2,
-                    _ => !shape.is_empty(),
-                };
-                if !fits || shape[shape.len() - 1] != k {
-                    fail!("x {shape:?} does not multiply the weights [{k}, {n}]");
-                }
+                let out_shape = self.product_shape(shape, k, n)?;
                 let rows = bytes.len() / k;
                 let a_zero = vec![quant.kernel_zero(); rows];
                 let mut accumulators = vec![0i32; rows * n];
                 let rhs = int8::Rhs::Constant(packed);
                 int8::gemm(executor, &mut accumulators, &bytes, Some(&a_zero), rhs, zero.as_deref(), [rows, k, n])?;
-                let mut out_shape = shape[..shape.len() - 1].to_vec();
-                out_shape.push(n);
                 let layout = int8::ProductLayout::Columns { n };
                 Ok((int8::dequantize(&accumulators, layout, &multipliers, bias, self.activation), out_shape))
             }
             (Product::Conv { conv, w_shape }, Weights::Filters { bytes: weights, zero, filters, depth }) => {
-                let resolved = resolve_conv(&conv.window, 1, shape, w_shape, None)?;
-                let window = resolved.as_2d();
-                let (x4, kernel) = match (shape, &w_shape[..]) {
-                    (&[b, c, h, w], &[_, _, kh, kw]) => ([b, c, h, w], [kh, kw]),
-                    _ => fail!("x {shape:?} and W {w_shape:?} are not a 2-D convolution"),
-                };
-                let outputs = resolved.output_sizes(&shape[2..], false);
-                let plane = [outputs[0], outputs[1]];
-                let patches = int8::im2col_columns(&bytes, x4, kernel, &window, plane, quant.kernel_zero());
+                let geometry = conv_geometry(conv, w_shape, shape)?;
+                let (window, plane) = (geometry.window, geometry.output);
+                let patches = int8::im2col_columns(&bytes, geometry.x, window.kernel, &window, plane, quant.kernel_zero());
                 let (images, positions) = (shape[0], plane[0] * plane[1]);
                 let columns = images * positions;
                 let patch_zero = vec![(quant.kernel_zero() ^ 0x80) as i8; columns];
@@ -213,46 +199,58 @@ impl Int8Product {
                     Some(&patch_zero),
                     [*filters, *depth, columns],
                 )?;
-                let mut out_shape = vec![images, *filters];
-                out_shape.extend(&outputs);
+                let out_shape = vec![images, *filters, plane[0], plane[1]];
                 let layout = int8::ProductLayout::Filters { filters: *filters, images, positions };
                 Ok((int8::dequantize(&accumulators, layout, &multipliers, bias, self.activation), out_shape))
             }
             (Product::MatMul | Product::Gemm, Weights::Matrix(matrix)) => {
                 let (k, n) = (matrix.k(), matrix.n());
-                let fits = match self.product {
-                    Product::Gemm => shape.len() == 2,
-                    _ => !shape.is_empty(),
-                };
-                if !fits || shape[shape.len() - 1] != k {
-                    fail!("x {shape:?} does not multiply the weights [{k}, {n}]");
-                }
+                let out_shape = self.product_shape(shape, k, n)?;
                 let epilogue = vnni::Epilogue { multipliers: &multipliers, bias, activation: self.activation };
                 let Some(out) = vnni::gemm(&bytes, quant.kernel_zero(), bytes.len() / k, matrix, &epilogue) else {
                     fail!("x {shape:?} does not multiply the weights [{k}, {n}]")
                 };
-                let mut out_shape = shape[..shape.len() - 1].to_vec();
-                out_shape.push(n);
                 Ok((out, out_shape))
             }
             (Product::Conv { conv, w_shape }, Weights::Direct(weights)) => {
-                let resolved = resolve_conv(&conv.window, 1, shape, w_shape, None)?;
-                let window = resolved.as_2d();
-                let outputs = resolved.output_sizes(&shape[2..], false);
-                let geometry = match shape {
-                    &[b, c, h, w] => vnni::Geometry { x: [b, c, h, w], window, output: [outputs[0], outputs[1]] },
-                    _ => fail!("x {shape:?} and W {w_shape:?} are not a 2-D convolution"),
-                };
+                let geometry = conv_geometry(conv, w_shape, shape)?;
                 let epilogue = vnni::Epilogue { multipliers: &multipliers, bias, activation: self.activation };
                 let Some(out) = vnni::run(&bytes, quant.kernel_zero(), &geometry, weights, &epilogue) else {
                     fail!("x {shape:?} does not fit the weights {w_shape:?}")
                 };
-                let mut out_shape = vec![shape[0], weights.filters()];
-                out_shape.extend(&outputs);
-                Ok((out, out_shape))
+                Ok((out, vec![shape[0], weights.filters(), geometry.output[0], geometry.output[1]]))
             }
             _ => fail!("the fused int8 op's weights do not fit its product"),
         }
+    }
+}
+
+impl Int8Product {
+    /// The output shape of `x [..., k] @ W [k, n]` for an x of `shape`, checked against the product
+    /// (a Gemm's x is 2-D).
+    fn product_shape(&self, shape: &[usize], k: usize, n: usize) -> Result<Vec<usize>, OpError> {
+        let fits = match self.product {
+            Product::Gemm => shape.len() == 2,
+            _ => !shape.is_empty(),
+        };
+        if !fits || shape[shape.len() - 1] != k {
+            fail!("x {shape:?} does not multiply the weights [{k}, {n}]");
+        }
+        let mut out_shape = shape[..shape.len() - 1].to_vec();
+        out_shape.push(n);
+        Ok(out_shape)
+    }
+}
+
+/// The 2-D window, image and output sizes of `conv` on an x of `shape`.
+fn conv_geometry(conv: &Conv, w_shape: &[usize], shape: &[usize]) -> Result<vnni::Geometry, OpError> {
+    let resolved = resolve_conv(&conv.window, 1, shape, w_shape, None)?;
+    let outputs = resolved.output_sizes(&shape[2..], false);
+    match (shape, w_shape) {
+        (&[b, c, h, w], &[_, _, _, _]) if outputs.len() == 2 => {
+            Ok(vnni::Geometry { x: [b, c, h, w], window: resolved.as_2d(), output: [outputs[0], outputs[1]] })
+        }
+        _ => fail!("x {shape:?} and W {w_shape:?} are not a 2-D convolution"),
     }
 }
 

@@ -287,17 +287,9 @@ fn run_planes(
                 }
                 let count = mask.count_ones() as usize;
                 for (filter, &sum) in (first..filters).zip(&sums) {
-                    let sum = _mm512_sub_epi32(sum, _mm512_set1_epi32(terms[filter]));
-                    let scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(epilogue.multipliers[filter]));
-                    let mut value = match epilogue.bias {
-                        Some(bias) => _mm512_add_ps(scaled, _mm512_set1_ps(bias[filter])),
-                        None => scaled,
-                    };
-                    if relu {
-                        // `value <= 0` (false for NaN) becomes 0, as `int8::dequantize` does.
-                        let not_positive = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(value, _mm512_setzero_ps());
-                        value = _mm512_mask_blend_ps(not_positive, value, _mm512_setzero_ps());
-                    }
+                    let bias = epilogue.bias.map(|bias| _mm512_set1_ps(bias[filter]));
+                    let (term, multiplier) = (_mm512_set1_epi32(terms[filter]), _mm512_set1_ps(epilogue.multipliers[filter]));
+                    let value = finish(sum, term, multiplier, bias, relu);
                     let lanes: [f32; LANES] = pulp::cast(_mm512_maskz_compress_ps(mask, value));
                     crate::kernels::store_compressed(
                         &mut out[(image * filters + filter) * outputs..][..outputs],
@@ -484,6 +476,31 @@ pub(crate) fn gemm(x: &[u8], x_zero: u8, m: usize, b: &VnniMatrix, epilogue: &Ep
     None
 }
 
+/// The epilogue of 16 sums, `int8::dequantize`'s f32 operations: `(sum - term) * multiplier [+
+/// bias]`, then the Relu, where `value <= 0` (false for NaN) becomes 0.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn finish(
+    sum: std::arch::x86_64::__m512i,
+    term: std::arch::x86_64::__m512i,
+    multiplier: std::arch::x86_64::__m512,
+    bias: Option<std::arch::x86_64::__m512>,
+    relu: bool,
+) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    let scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(sum, term)), multiplier);
+    let value = match bias {
+        Some(bias) => _mm512_add_ps(scaled, bias),
+        None => scaled,
+    };
+    if relu {
+        let not_positive = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(value, _mm512_setzero_ps());
+        _mm512_mask_blend_ps(not_positive, value, _mm512_setzero_ps())
+    } else {
+        value
+    }
+}
+
 /// [`gemm`]'s per-column constants, padded to whole blocks of 16.
 struct Columns<'a> {
     terms: &'a [i32],
@@ -550,17 +567,8 @@ fn run_gemm_blocks<const BLOCKS: usize, const ROWS: usize>(
                     let load_f32 = |values: &[f32]| -> __m512 {
                         pulp::cast(<[f32; LANES]>::try_from(&values[first..first + LANES]).unwrap_or_default())
                     };
-                    let sum = _mm512_sub_epi32(sum, load_i32(columns.terms));
-                    let scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), load_f32(columns.multipliers));
-                    let mut value = match columns.bias {
-                        Some(bias) => _mm512_add_ps(scaled, load_f32(bias)),
-                        None => scaled,
-                    };
-                    if relu {
-                        // `value <= 0` (false for NaN) becomes 0, as `int8::dequantize` does.
-                        let not_positive = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(value, _mm512_setzero_ps());
-                        value = _mm512_mask_blend_ps(not_positive, value, _mm512_setzero_ps());
-                    }
+                    let bias = columns.bias.map(load_f32);
+                    let value = finish(sum, load_i32(columns.terms), load_f32(columns.multipliers), bias, relu);
                     let lanes: [f32; LANES] = pulp::cast(value);
                     match row.get_mut(first..first + LANES).and_then(|target| <&mut [f32; LANES]>::try_from(target).ok()) {
                         Some(target) => *target = lanes,
