@@ -22,6 +22,9 @@
 //! here runs rten's VNNI kernel, or `int8::gemv` for up to 2 rows): see the numbers below.
 //! (measurements pending)
 
+// Called by fuse_int8 once integrated.
+#![allow(dead_code)]
+
 use crate::kernels::vnni::{Epilogue, Geometry};
 use crate::kernels::Activation;
 use crate::spatial::Window2d;
@@ -136,7 +139,7 @@ pub(crate) fn gemm(x: &[u8], x_zero: u8, m: usize, b: &MaddMatrix, epilogue: &Ep
         let mut out = vec![0.0f32; m * b.n];
         let run = |rows: &[i32], out: &mut [f32]| {
             let product = Product { rows, columns: &b.values, pairs: b.pairs, stride: b.stride, n: b.n };
-            simd.vectorize(|| products::<GEMM_ROWS>(simd, &product, scales, relu, out));
+            simd.vectorize(Products::<GEMM_ROWS> { simd, product: &product, scales, relu, out });
         };
         let threads = rayon::current_num_threads();
         // Below about 2M multiply-adds a second thread costs more to wake than it saves (as in
@@ -320,7 +323,7 @@ pub(crate) fn run(x: &[u8], x_zero: u8, geometry: &Geometry, weights: &MaddWeigh
                 }
             }
             let product = Product { rows: &weights.pairs, columns: patches, pairs, stride, n: outputs };
-            simd.vectorize(|| products::<CONV_ROWS>(simd, &product, scales, relu, out));
+            simd.vectorize(Products::<CONV_ROWS> { simd, product: &product, scales, relu, out });
         };
         let buffers = || (vec![0i32; c.div_ceil(2) * plane], vec![0i32; pairs * stride + SLACK]);
         let chunk = filters * outputs;
@@ -359,6 +362,28 @@ struct Product<'a> {
     pairs: usize,
     stride: usize,
     n: usize,
+}
+
+/// A call of [`products`] for `V3::vectorize`, whose `call` is inlined into the AVX2 context. With
+/// a closure there, LLVM sometimes kept the closure out of line, compiled without AVX2, and every
+/// intrinsic in it became a function call: 20 to 100 times slower (perf).
+#[cfg(target_arch = "x86_64")]
+struct Products<'a, const ROWS: usize> {
+    simd: pulp::x86::V3,
+    product: &'a Product<'a>,
+    scales: Scales<'a>,
+    relu: bool,
+    out: &'a mut [f32],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<const ROWS: usize> pulp::NullaryFnOnce for Products<'_, ROWS> {
+    type Output = ();
+
+    #[inline(always)]
+    fn call(self) {
+        products::<ROWS>(self.simd, self.product, self.scales, self.relu, self.out);
+    }
 }
 
 /// `out` `[m, n]` = the epilogue of `product`, `ROWS` rows at a time, the last few in a block of
@@ -415,32 +440,36 @@ fn block<const R: usize>(
         }
         for (r, sums) in sums.iter().enumerate() {
             let row = first + r;
-            let values: [__m256; 2] = std::array::from_fn(|half| {
-                let value = simd.avx._mm256_cvtepi32_ps(sums[half]);
-                let value = match scales {
+            // A loop, not `std::array::from_fn`: its closure was not inlined into this function's
+            // AVX2 context, so every intrinsic in it became a call (perf: most of a convolution).
+            let mut values = [zero; 2];
+            for (half, value) in values.iter_mut().enumerate() {
+                let sum = simd.avx._mm256_cvtepi32_ps(sums[half]);
+                let scaled = match scales {
                     Scales::Columns { multipliers, bias } => {
                         let at = start + half * 8;
-                        let load = |values: &[f32]| -> __m256 {
-                            pulp::cast(<[f32; 8]>::try_from(&values[at..at + 8]).unwrap_or_default())
-                        };
-                        let scaled = simd.avx._mm256_mul_ps(value, load(multipliers));
+                        let multiplier: __m256 = pulp::cast(<[f32; 8]>::try_from(&multipliers[at..at + 8]).unwrap_or_default());
+                        let scaled = simd.avx._mm256_mul_ps(sum, multiplier);
                         match bias {
-                            Some(bias) => simd.avx._mm256_add_ps(scaled, load(bias)),
+                            Some(bias) => {
+                                let bias: __m256 = pulp::cast(<[f32; 8]>::try_from(&bias[at..at + 8]).unwrap_or_default());
+                                simd.avx._mm256_add_ps(scaled, bias)
+                            }
                             None => scaled,
                         }
                     }
                     Scales::Rows { multipliers, bias } => {
-                        let scaled = simd.avx._mm256_mul_ps(value, simd.avx._mm256_set1_ps(multipliers[row]));
+                        let scaled = simd.avx._mm256_mul_ps(sum, simd.avx._mm256_set1_ps(multipliers[row]));
                         simd.avx._mm256_add_ps(scaled, simd.avx._mm256_set1_ps(bias[row]))
                     }
                 };
-                if relu {
-                    let not_positive = simd.avx._mm256_cmp_ps::<_CMP_LE_OQ>(value, zero);
-                    simd.avx._mm256_blendv_ps(value, zero, not_positive)
+                *value = if relu {
+                    let not_positive = simd.avx._mm256_cmp_ps::<_CMP_LE_OQ>(scaled, zero);
+                    simd.avx._mm256_blendv_ps(scaled, zero, not_positive)
                 } else {
-                    value
-                }
-            });
+                    scaled
+                };
+            }
             let lanes: [f32; GROUP] = pulp::cast(values);
             let line = &mut out[row * n..][..n];
             match line.get_mut(start..start + GROUP).and_then(|target| <&mut [f32; GROUP]>::try_from(target).ok()) {
@@ -456,10 +485,13 @@ mod tests {
     use super::*;
     use crate::kernels::int8::{self, ProductLayout};
 
+    /// Multipliers, bias and activation of one epilogue.
+    type Scaled = (Vec<f32>, Option<Vec<f32>>, Option<Activation>);
+
     /// The epilogues every case runs: the sums alone, then scales with and without bias and Relu,
     /// negative ones included (a zero sum times a negative scale is -0.0, which only the bias
     /// turns into 0.0).
-    fn epilogues(count: usize) -> Vec<(Vec<f32>, Option<Vec<f32>>, Option<Activation>)> {
+    fn epilogues(count: usize) -> Vec<Scaled> {
         let scales: Vec<f32> = (0..count).map(|j| if j % 3 == 2 { -0.003 } else { 0.001 * (j + 1) as f32 }).collect();
         let bias: Vec<f32> = (0..count).map(|j| j as f32 * 0.5 - 3.0).collect();
         vec![
