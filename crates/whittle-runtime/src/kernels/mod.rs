@@ -8,6 +8,7 @@
 //! LayerNormalization rows ([`rows`]), broadcast arithmetic ([`binary`]) and fused Attention
 //! ([`attention`]). Maps run in the input's own buffer when the value reaches them at its last use
 //! ([`map_in_place`]), so a chain of elementwise steps allocates nothing.
+//! Exact int8 products and convolutions for AVX2 CPUs without AVX512-VNNI: [`madd`].
 //!
 //! They run only where they apply: on burn-flex, on f32 values (see [`flex_f32`]); every other
 //! device and dtype (ndarray, wgpu, f16, f64, and autodiff later, whose tensors are not flex's own)
@@ -32,6 +33,7 @@ pub(crate) mod direct_conv;
 pub(crate) mod elementwise;
 pub(crate) mod gemm;
 pub(crate) mod int8;
+pub(crate) mod madd;
 pub(crate) mod rows;
 pub(crate) mod small_gemm;
 pub(crate) mod vnni;
