@@ -17,10 +17,18 @@
 //! are the filters and the right operand an im2col of the image in pairs, so its columns are the
 //! output pixels and the stores land in NCHW order with whole-register stores, for any stride.
 //!
-//! Measured (one thread, medians of 7 runs of 2000 calls, this AVX512-VNNI machine running the
-//! AVX2 loop; rten = `int8::gemm` with the constant packed by rten plus `int8::dequantize`, which
-//! here runs rten's VNNI kernel, or `int8::gemv` for up to 2 rows): see the numbers below.
-//! (measurements pending)
+//! Measured on this machine (an AVX512-VNNI Xeon running the AVX2 loop; one thread, medians of 7
+//! runs of 2000 calls, epilogue with bias and Relu), ns a call, madd / `vnni` / rten's path
+//! (`int8::gemm` on the rten-packed constant, rten's VNNI kernel here, then `int8::dequantize`;
+//! for convolutions with `int8::im2col_columns` first, as `fuse_int8` does without VNNI weights):
+//! products (digits_mlp's) 1x64x128 327 / 295 / 9015 (rten's 1-row path is `int8::gemv`),
+//! 8x64x128 1494 / 656 / 974, 64x64x128 11000 / 4300 / 7050, 64x128x64 10100 / 3700 / 6100,
+//! 1x64x10 164 / 245 / 2160, 8x64x10 382 / 311 / 608, 64x784x128 108000 / 39000 / 39000;
+//! digits_cnn's convolutions at batch 8: 1 -> 16 on 8x8 5570 / 5550 / 8190, 16 -> 32 on 4x4 20100 /
+//! 10700 / 21900 (batch 1: 970 / 930 / 1280 and 2750 / 1460 / 4800). So about 2-2.5x VNNI's time
+//! where the products are large (`vpmaddwd` does 2 multiply-adds a lane and needs an add, where
+//! `vpdpbusd` does 4 in one), on par for the small layers. 4-row blocks for products measured
+//! 10-20% slower than 6; 6-filter blocks for convolutions the same as 4.
 
 // Called by fuse_int8 once integrated.
 #![allow(dead_code)]
@@ -760,122 +768,5 @@ mod tests {
         let huge = Geometry { x: [usize::MAX, 1, 4, 4], ..geometry };
         assert!(run(&[0; 16], 0, &huge, &weights, &epilogue).is_none(), "an overflowing size");
         assert_eq!(run(&[0; 16], 0, &geometry, &weights, &epilogue), Some(vec![0.0; 32]));
-    }
-
-    /// Throwaway timing (deleted before the final commit): one thread, medians of 7 runs.
-    #[test]
-    #[ignore]
-    fn measure() {
-        use crate::kernels::vnni::{self, VnniMatrix, VnniWeights};
-        use std::hint::black_box;
-        use std::time::Instant;
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-        let time = |f: &mut dyn FnMut()| -> f64 {
-            let mut runs: Vec<f64> = (0..7)
-                .map(|_| {
-                    let start = Instant::now();
-                    for _ in 0..2000 {
-                        f();
-                    }
-                    start.elapsed().as_secs_f64() * 1e9 / 2000.0
-                })
-                .collect();
-            runs.sort_by(f64::total_cmp);
-            runs[3]
-        };
-        pool.install(|| {
-            for (m, k, n) in [
-                (1, 64, 128),
-                (8, 64, 128),
-                (64, 64, 128),
-                (1, 128, 64),
-                (8, 128, 64),
-                (64, 128, 64),
-                (1, 64, 10),
-                (8, 64, 10),
-                (64, 64, 10),
-                (64, 784, 128),
-            ] {
-                let x: Vec<u8> = (0..m * k).map(|i| (i * 7 % 256) as u8).collect();
-                let b: Vec<i8> = (0..k * n).map(|i| (i * 13 % 256) as u8 as i8).collect();
-                let multipliers = vec![0.01f32; n];
-                let bias = vec![0.5f32; n];
-                let epilogue = Epilogue { multipliers: &multipliers, bias: Some(&bias), activation: Some(Activation::Relu) };
-                let madd = MaddMatrix::new(&b, None, k, n).unwrap();
-                let t_madd = time(&mut || {
-                    black_box(gemm(black_box(&x), 3, m, &madd, &epilogue));
-                });
-                let t_vnni = VnniMatrix::new(&b, None, k, n).map(|vnni| {
-                    time(&mut || {
-                        black_box(vnni::gemm(black_box(&x), 3, m, &vnni, &epilogue));
-                    })
-                });
-                let t_rten = int8::executor().map(|executor| {
-                    let bytes: Vec<u8> = b.iter().map(|&v| v as u8).collect();
-                    let packed = int8::ConstantIntRhs::pack_bytes(&bytes, true, k, n, false).unwrap();
-                    let zero = vec![3u8; m];
-                    time(&mut || {
-                        let mut acc = vec![0i32; m * n];
-                        int8::gemm(executor, &mut acc, &x, Some(&zero), int8::Rhs::Constant(&packed), None, [m, k, n]).unwrap();
-                        black_box(int8::dequantize(
-                            &acc,
-                            ProductLayout::Columns { n },
-                            &multipliers,
-                            Some(&bias),
-                            Some(Activation::Relu),
-                        ));
-                    })
-                });
-                println!("gemm {m}x{k}x{n}: madd {t_madd:.0} ns, vnni {t_vnni:.0?} ns, rten {t_rten:.0?} ns");
-            }
-            for (x_shape, w_shape) in [
-                ([8, 1, 8, 8], [16, 1, 3, 3]),
-                ([8, 16, 4, 4], [32, 16, 3, 3]),
-                ([1, 1, 8, 8], [16, 1, 3, 3]),
-                ([1, 16, 4, 4], [32, 16, 3, 3]),
-            ] {
-                let geometry = geometry(x_shape, w_shape, [1, 1], [1, 1], [(1, 1), (1, 1)]);
-                let [n, c, h, wd] = x_shape;
-                let [filters, _, kh, kw] = w_shape;
-                let x: Vec<u8> = (0..n * c * h * wd).map(|i| (i * 7 % 256) as u8).collect();
-                let w: Vec<i8> = (0..filters * c * kh * kw).map(|i| (i * 13 % 256) as u8 as i8).collect();
-                let multipliers = vec![0.01f32; filters];
-                let bias = vec![0.5f32; filters];
-                let epilogue = Epilogue { multipliers: &multipliers, bias: Some(&bias), activation: Some(Activation::Relu) };
-                let madd = MaddWeights::new(&w, &vec![0; filters], w_shape).unwrap();
-                let t_madd = time(&mut || {
-                    black_box(run(black_box(&x), 3, &geometry, &madd, &epilogue));
-                });
-                let t_vnni = VnniWeights::new(&w, &vec![0; filters], w_shape).map(|vnni| {
-                    time(&mut || {
-                        black_box(vnni::run(black_box(&x), 3, &geometry, &vnni, &epilogue));
-                    })
-                });
-                let t_rten = int8::executor().map(|executor| {
-                    let lhs: Vec<u8> = w.iter().map(|&v| (v as u8) ^ 0x80).collect();
-                    let (window, plane) = (geometry.window, geometry.output);
-                    let (depth, columns) = (c * kh * kw, n * plane[0] * plane[1]);
-                    let w_zero = vec![128u8; filters];
-                    time(&mut || {
-                        let patches = int8::im2col_columns(&x, x_shape, window.kernel, &window, plane, 3);
-                        let patch_zero = vec![(3u8 ^ 0x80) as i8; columns];
-                        let mut acc = vec![0i32; filters * columns];
-                        int8::gemm(
-                            executor,
-                            &mut acc,
-                            &lhs,
-                            Some(&w_zero),
-                            int8::Rhs::Matrix(&patches),
-                            Some(&patch_zero),
-                            [filters, depth, columns],
-                        )
-                        .unwrap();
-                        let layout = ProductLayout::Filters { filters, images: n, positions: plane[0] * plane[1] };
-                        black_box(int8::dequantize(&acc, layout, &multipliers, Some(&bias), Some(Activation::Relu)));
-                    })
-                });
-                println!("conv {x_shape:?} {w_shape:?}: madd {t_madd:.0} ns, vnni {t_vnni:.0?} ns, rten {t_rten:.0?} ns");
-            }
-        });
     }
 }
