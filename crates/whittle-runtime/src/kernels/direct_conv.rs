@@ -29,7 +29,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::kernels::conv::Conv2d;
-use crate::kernels::{padded_planes, Activation};
+use crate::kernels::{padded_planes, Activation, Gather, GATHER_SPAN};
 use crate::spatial::Window2d;
 
 /// Registers of sums a block may hold: AVX-512 has 32 (16 hold sums), AVX2 16 (8 hold sums); the
@@ -97,7 +97,9 @@ pub(crate) fn pack(weights: &[f32], w_shape: [usize; 4]) -> DirectWeights {
 pub(crate) fn run(conv: &Conv2d<'_>, weights: &DirectWeights, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if let Some(simd) = pulp::x86::V4::try_new() {
-        if let Some(gather) = Gather::new(conv) {
+        let [_, _, oh, ow] = conv.output_shape();
+        let pitch = conv.x_shape[3] + conv.window.padding[1].0 + conv.window.padding[1].1;
+        if let Some(gather) = Gather::new([oh, ow], conv.window.strides, pitch) {
             return run_gathered(simd, conv, weights, &gather, out);
         }
         if conv.window.strides == [1, 1] && weights.depth <= MAX_PLANES_DEPTH {
@@ -107,50 +109,9 @@ pub(crate) fn run(conv: &Conv2d<'_>, weights: &DirectWeights, out: &mut [f32]) {
     run_on(&Best, conv, weights, out);
 }
 
-/// Positions one register block of [`run_gathered`] may span in a padded plane: two registers.
-const GATHER_SPAN: usize = 32;
-
-/// Where [`run_gathered`] reads each register of 16 output pixels: the position of its first pixel
-/// in the padded plane and, per lane, the offset of that lane's pixel from it (below
-/// [`GATHER_SPAN`]; the lanes past the last pixel read offset 0 and are not stored).
-#[derive(Debug)]
-struct Gather {
-    starts: Vec<usize>,
-    lanes: Vec<[i32; 16]>,
-    /// `[hp, wp]`, the padded plane.
-    padded: [usize; 2],
-    /// The largest offset of a tap from its window's corner.
-    reach: usize,
-}
-
-impl Gather {
-    /// The blocks of `conv`'s output pixels, 16 at a time in NCHW order; `None` when a block spans
-    /// more than [`GATHER_SPAN`] positions (wide images), where the planes or the blocks serve.
-    fn new(conv: &Conv2d<'_>) -> Option<Gather> {
-        let [_, _, h, w] = conv.x_shape;
-        let [_, _, kh, kw] = conv.w_shape;
-        let [_, _, oh, ow] = conv.output_shape();
-        let Window2d { strides, dilations, padding, .. } = conv.window;
-        let (hp, wp) = (h + padding[0].0 + padding[0].1, w + padding[1].0 + padding[1].1);
-        let corners: Vec<usize> = (0..oh).flat_map(|oy| (0..ow).map(move |ox| oy * strides[0] * wp + ox * strides[1])).collect();
-        let mut starts = Vec::with_capacity(corners.len().div_ceil(16));
-        let mut lanes = Vec::with_capacity(starts.capacity());
-        for block in corners.chunks(16) {
-            let start = block[0];
-            if block[block.len() - 1] - start >= GATHER_SPAN {
-                return None;
-            }
-            starts.push(start);
-            lanes.push(std::array::from_fn(|lane| block.get(lane).map_or(0, |&corner| (corner - start) as i32)));
-        }
-        let reach = (kh - 1) * dilations[0] * wp + (kw - 1) * dilations[1];
-        Some(Gather { starts, lanes, padded: [hp, wp], reach })
-    }
-}
-
 /// A convolution with 16 output pixels in NCHW order in the lanes of a register and 16 output
 /// channels at a time, on AVX-512, for images small enough that 16 consecutive output pixels lie
-/// within 32 positions of the padded plane ([`Gather`]): each tap loads those 32 positions and one
+/// within 32 positions of the padded plane ([`Gather`](super::Gather)): each tap loads those 32 positions and one
 /// `vpermt2ps` picks the 16 pixels' inputs, which one broadcast weight per channel multiplies. The
 /// sums are whole registers of one channel's consecutive output pixels, stored as they are: no
 /// per-channel scalar stores (the blocks' epilogue, a fifth of their time on digits_cnn's second
@@ -163,11 +124,12 @@ fn run_gathered(simd: pulp::x86::V4, conv: &Conv2d<'_>, weights: &DirectWeights,
     let [m, _, kh, kw] = conv.w_shape;
     let [_, _, oh, ow] = conv.output_shape();
     let Window2d { dilations, padding, .. } = conv.window;
-    let [hp, wp] = gather.padded;
+    let (hp, wp) = (h + padding[0].0 + padding[0].1, w + padding[1].0 + padding[1].1);
     let plane = hp * wp;
     // A block reads up to 32 positions from its corner plus a tap's offset: past the last plane,
     // this slack.
-    let x = padded_planes(conv.x, [h, w], padding, 0.0, GATHER_SPAN + gather.reach, |value| value);
+    let reach = (kh - 1) * dilations[0] * wp + (kw - 1) * dilations[1];
+    let x = padded_planes(conv.x, [h, w], padding, 0.0, GATHER_SPAN + reach, |value| value);
     let taps: Vec<usize> = (0..kh).flat_map(|ky| (0..kw).map(move |kx| ky * dilations[0] * wp + kx * dilations[1])).collect();
     let task = |index: usize, out: &mut [f32]| {
         let image = GatheredImage { planes: &x[index * c * plane..], plane, taps: &taps, outputs: oh * ow, out };
@@ -564,7 +526,8 @@ mod tests {
             assert_eq!(bits(&out), blocks);
             #[cfg(target_arch = "x86_64")]
             if let Some(simd) = pulp::x86::V4::try_new() {
-                if let Some(gather) = Gather::new(&conv) {
+                let pitch = x_shape[3] + padding[1].0 + padding[1].1;
+                if let Some(gather) = Gather::new([oh, ow], strides, pitch) {
                     gathered += 1;
                     out.fill(f32::NAN);
                     run_gathered(simd, &conv, &packed, &gather, &mut out);

@@ -268,6 +268,38 @@ pub(crate) fn padded_planes<S: Copy, T: Copy>(
     padded
 }
 
+/// Positions one register of 16 gathered output pixels may span in a padded plane: two registers.
+pub(crate) const GATHER_SPAN: usize = 32;
+
+/// Where a direct convolution reads each register of 16 output pixels (NCHW order) from a padded
+/// plane whose rows are `pitch` apart: the position of the block's first pixel and, per lane, the
+/// offset of that lane's pixel from it (below [`GATHER_SPAN`]; lanes past the last pixel read
+/// offset 0 and are not stored), so that one two-register permute (`vpermt2ps`, `vpermt2d`) per
+/// tap picks the block's inputs. `None` when a block spans more (wide images).
+#[derive(Debug)]
+pub(crate) struct Gather {
+    pub starts: Vec<usize>,
+    pub lanes: Vec<[i32; 16]>,
+}
+
+impl Gather {
+    pub fn new([oh, ow]: [usize; 2], strides: [usize; 2], pitch: usize) -> Option<Gather> {
+        let corners: Vec<usize> =
+            (0..oh).flat_map(|oy| (0..ow).map(move |ox| oy * strides[0] * pitch + ox * strides[1])).collect();
+        let mut starts = Vec::with_capacity(corners.len().div_ceil(16));
+        let mut lanes = Vec::with_capacity(starts.capacity());
+        for block in corners.chunks(16) {
+            let start = block[0];
+            if block[block.len() - 1] - start >= GATHER_SPAN {
+                return None;
+            }
+            starts.push(start);
+            lanes.push(std::array::from_fn(|lane| block.get(lane).map_or(0, |&corner| (corner - start) as i32)));
+        }
+        Some(Gather { starts, lanes })
+    }
+}
+
 /// For a plane computed 16 positions at a time over rows `pitch` apart of which the first `width`
 /// are real (`positions` in all): per register, the lanes that hold real values. A compress by
 /// such a mask leaves the real values in row-major order (the direct convolutions' planes).
