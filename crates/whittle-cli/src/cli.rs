@@ -117,9 +117,19 @@ pub struct BenchArgs {
     /// Also time every step and print where the time goes, per op type and for the slowest nodes.
     #[arg(long)]
     pub profile: bool,
+    /// The integer kernels of a quantized model's fused int8 layers: the best this CPU has, or
+    /// the AVX2 ones alone, to measure on a CPU with AVX512-VNNI what one without it gets.
+    #[arg(long, value_enum, default_value_t = Int8KernelsArg::Best)]
+    pub int8_kernels: Int8KernelsArg,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Int8KernelsArg {
+    Best,
+    Avx2,
 }
 
 #[derive(Debug, clap::Args)]

@@ -9,9 +9,9 @@ use whittle_onnx::{ExternalData, SaveOptions};
 use whittle_data::Batching;
 use whittle_eval::{BenchData, BenchOptions, Budget, CompareOptions, InputShapes, LatencyOptions};
 use whittle_passes::quantize::{Budget as QuantizeBudget, CalibrationMethod, Mode, QdqOptions, QuantType, QuantizeOptions};
-use whittle_runtime::{Backend, RuntimeOptions};
+use whittle_runtime::{Backend, Int8Kernels, RuntimeOptions};
 
-use crate::cli::{BenchArgs, CompareArgs, ConvertArgs, ExternalDataArg, FuseArgs, MeasureArgs, QuantizeArgs};
+use crate::cli::{BenchArgs, CompareArgs, ConvertArgs, ExternalDataArg, FuseArgs, Int8KernelsArg, MeasureArgs, QuantizeArgs};
 
 /// How `convert` saves, from its flags.
 pub fn save_options(args: &ConvertArgs) -> SaveOptions {
@@ -137,7 +137,10 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<(BenchData, BenchOptions)> {
         None => BenchData::Synthetic(input_shapes(&args.shapes, args.batch)?),
     };
     let options = BenchOptions {
-        runtime: runtime_options(&args.device)?,
+        runtime: runtime_options(&args.device)?.with_int8_kernels(match args.int8_kernels {
+            Int8KernelsArg::Best => Int8Kernels::Best,
+            Int8KernelsArg::Avx2 => Int8Kernels::Avx2,
+        }),
         threads: args.threads,
         latency: LatencyOptions { warmup: args.warmup, budget },
         // As many profiled runs as timed ones, within reason: a step's median needs a few runs, not

@@ -168,11 +168,24 @@ mod tests {
     }
 }
 
+/// Which integer kernels the fused int8 layers of a quantized model may use on x86-64.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Int8Kernels {
+    /// The fastest exact ones this CPU has: AVX512-VNNI where it has it, else AVX2.
+    #[default]
+    Best,
+    /// The AVX2 ones alone, as on a CPU without AVX512-VNNI: to measure, on a CPU that has VNNI,
+    /// what one without it gets.
+    Avx2,
+}
+
 /// How a session runs.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct RuntimeOptions {
     pub backend: Backend,
+    /// The integer kernels of fused int8 layers.
+    pub int8_kernels: Int8Kernels,
     /// Plan for training: the backend's device wrapped in burn's autodiff decorator, float
     /// initializers as parameters that record gradients (see `Session::parameters`). Needs the
     /// cargo feature `autodiff`.
@@ -181,7 +194,12 @@ pub struct RuntimeOptions {
 
 impl RuntimeOptions {
     pub fn new(backend: Backend) -> RuntimeOptions {
-        RuntimeOptions { backend, autodiff: false }
+        RuntimeOptions { backend, autodiff: false, int8_kernels: Int8Kernels::Best }
+    }
+
+    /// The same options with the fused int8 layers on `kernels`.
+    pub fn with_int8_kernels(self, int8_kernels: Int8Kernels) -> RuntimeOptions {
+        RuntimeOptions { int8_kernels, ..self }
     }
 
     /// The same options, planning for training when `autodiff` is set.

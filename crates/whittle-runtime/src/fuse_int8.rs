@@ -46,7 +46,9 @@ use whittle_ir::{DataType, Tensor};
 
 use rten_gemm::GemmExecutor;
 
+use crate::device::Int8Kernels;
 use crate::kernels::int8::{self, ActivationQuant, ConstantIntRhs};
+use crate::kernels::madd::{self, MaddMatrix, MaddWeights};
 use crate::kernels::vnni::{self, VnniMatrix, VnniWeights};
 use crate::kernels::{self, Activation};
 use crate::ops::conv::{resolve_conv, Conv};
@@ -119,6 +121,12 @@ enum Weights {
     /// the CPU has it and the weights' zero points are 0: int8-static digits_mlp went from 4.0 to
     /// 3.2 us at batch 8 and from 19.5 to 14.9 us at batch 64 (fp32 5.9 and 22 us).
     Matrix(VnniMatrix),
+    /// The right operand `[k, n]` of `x @ W` for the exact AVX2 product ([`madd::gemm`]), any
+    /// zero points, where rten's kernel for the CPU may saturate (AVX2 without AVX512-VNNI) or
+    /// [`Int8Kernels::Avx2`] asks for it.
+    MaddMatrix(MaddMatrix),
+    /// A convolution's filters for the exact AVX2 convolution ([`madd::run`]), likewise.
+    MaddConv(MaddWeights),
 }
 
 impl Int8Product {
@@ -138,7 +146,8 @@ impl Int8Product {
         // does it.
         let x = to_float(x, DataType::F32)?;
         let Some(tensor) = kernels::flex_f32(&x) else { fail!("the fused int8 kernel runs on burn-flex values only") };
-        let Some(executor) = int8::executor() else { fail!("no exact int8 kernel for this CPU") };
+        // rten's executor, for the weights packed for it (`None` where its kernel may saturate).
+        let executor = int8::executor();
         let values = kernels::contiguous(&tensor);
         let (mut out, mut shape) = self.layer(executor, &values, x.shape())?;
         for (position, layer) in self.then.iter().enumerate() {
@@ -152,7 +161,7 @@ impl Int8Product {
     /// This layer alone on the f32 values `values` of shape `shape`: its output and output shape.
     fn layer(
         &self,
-        executor: &GemmExecutor<u8, i8, i32>,
+        executor: Option<&GemmExecutor<u8, i8, i32>>,
         values: &[f32],
         shape: &[usize],
     ) -> Result<(Vec<f32>, Vec<usize>), OpError> {
@@ -171,6 +180,7 @@ impl Int8Product {
         let bias = self.bias.as_deref();
         match (&self.product, &self.weights) {
             (Product::MatMul | Product::Gemm, Weights::Columns { packed, zero }) => {
+                let Some(executor) = executor else { fail!("no exact int8 kernel for this CPU") };
                 let (k, n) = (packed.k, packed.n);
                 let out_shape = self.product_shape(shape, k, n)?;
                 let rows = bytes.len() / k;
@@ -182,6 +192,7 @@ impl Int8Product {
                 Ok((int8::dequantize(&accumulators, layout, &multipliers, bias, self.activation), out_shape))
             }
             (Product::Conv { conv, w_shape }, Weights::Filters { bytes: weights, zero, filters, depth }) => {
+                let Some(executor) = executor else { fail!("no exact int8 kernel for this CPU") };
                 let geometry = conv_geometry(conv, w_shape, shape)?;
                 let (window, plane) = (geometry.window, geometry.output);
                 let patches = int8::im2col_columns(&bytes, geometry.x, window.kernel, &window, plane, quant.kernel_zero());
@@ -216,6 +227,23 @@ impl Int8Product {
                 let geometry = conv_geometry(conv, w_shape, shape)?;
                 let epilogue = vnni::Epilogue { multipliers: &multipliers, bias, activation: self.activation };
                 let Some(out) = vnni::run(&bytes, quant.kernel_zero(), &geometry, weights, &epilogue) else {
+                    fail!("x {shape:?} does not fit the weights {w_shape:?}")
+                };
+                Ok((out, vec![shape[0], weights.filters(), geometry.output[0], geometry.output[1]]))
+            }
+            (Product::MatMul | Product::Gemm, Weights::MaddMatrix(matrix)) => {
+                let (k, n) = (matrix.k(), matrix.n());
+                let out_shape = self.product_shape(shape, k, n)?;
+                let epilogue = vnni::Epilogue { multipliers: &multipliers, bias, activation: self.activation };
+                let Some(out) = madd::gemm(&bytes, quant.kernel_zero(), bytes.len() / k, matrix, &epilogue) else {
+                    fail!("x {shape:?} does not multiply the weights [{k}, {n}]")
+                };
+                Ok((out, out_shape))
+            }
+            (Product::Conv { conv, w_shape }, Weights::MaddConv(weights)) => {
+                let geometry = conv_geometry(conv, w_shape, shape)?;
+                let epilogue = vnni::Epilogue { multipliers: &multipliers, bias, activation: self.activation };
+                let Some(out) = madd::run(&bytes, quant.kernel_zero(), &geometry, weights, &epilogue) else {
                     fail!("x {shape:?} does not fit the weights {w_shape:?}")
                 };
                 Ok((out, vec![shape[0], weights.filters(), geometry.output[0], geometry.output[1]]))
@@ -263,8 +291,12 @@ pub(crate) fn fuse_int8<'a>(
     slot_count: usize,
     constant: &dyn Fn(usize) -> Option<&'a Tensor>,
     device: &Device,
+    kernels: Int8Kernels,
 ) -> usize {
-    if *device != Device::flex() || int8::executor().is_none() {
+    // rten's exact kernel (on AVX512-VNNI, which whittle's own loops there then mostly replace) or
+    // whittle's AVX2 loops; without either the ONNX ops run.
+    let rten = kernels == Int8Kernels::Best && int8::executor().is_some();
+    if *device != Device::flex() || !(rten || madd::available()) {
         return 0;
     }
     let graph = Dataflow::new(steps, graph_outputs, slot_count);
@@ -273,7 +305,7 @@ pub(crate) fn fuse_int8<'a>(
     let mut candidates = Vec::new();
     for index in 0..steps.len() {
         let Kernel::Tensor(op) = &steps[index].kernel else { continue };
-        let matcher = Matcher { steps, graph: &graph, constant };
+        let matcher = Matcher { steps, graph: &graph, constant, kernels };
         let fused = match op {
             Op::MatMul(_) | Op::Gemm(_) | Op::Conv(_) => matcher.static_form(index),
             Op::MatMulInteger(_) | Op::ConvInteger(_) => matcher.dynamic_form(index),
@@ -417,6 +449,7 @@ struct Matcher<'s, 'a> {
     steps: &'s [Step],
     graph: &'s Dataflow,
     constant: &'s dyn Fn(usize) -> Option<&'a Tensor>,
+    kernels: Int8Kernels,
 }
 
 /// A quantized weight read from its constants: values, zero points (per column or one) and scales
@@ -510,7 +543,7 @@ impl<'s, 'a> Matcher<'s, 'a> {
             }),
         };
         let conv = matches!(product, Product::Conv { .. });
-        let (weights, scales) = pack(&weight, k, n, transposed, conv)?;
+        let (weights, scales) = pack(&weight, k, n, transposed, conv, self.kernels)?;
         let multipliers = scales.iter().map(|&w| quant.scale * w).collect();
         let op_type = match product {
             Product::MatMul => "Int8MatMul",
@@ -750,7 +783,7 @@ impl<'s, 'a> Matcher<'s, 'a> {
         }
         let weight = QuantizedWeight { tensor, signed, zero_points, scales: vec![1.0] };
         let conv = matches!(product, Product::Conv { .. });
-        let (weights, _) = pack(&weight, k, n, transposed, conv)?;
+        let (weights, _) = pack(&weight, k, n, transposed, conv, self.kernels)?;
         let op_type = match product {
             Product::Conv { .. } => "Int8ConvDynamic",
             _ => "Int8MatMulDynamic",
@@ -799,44 +832,59 @@ fn per_column_values(tensor: &Tensor, n: usize, trailing: usize) -> Option<Vec<f
 }
 
 /// A quantized weight in the kernel's operand form (`[k, n]` stored transposed when `transposed`,
-/// for products; `[filters, depth]` for convolutions), with its scales per output channel.
-fn pack(weight: &QuantizedWeight<'_>, k: usize, n: usize, transposed: bool, conv: bool) -> Option<(Weights, Vec<f32>)> {
+/// for products; `[filters, depth]` for convolutions), with its scales per output channel. With
+/// [`Int8Kernels::Best`]: whittle's AVX512-VNNI loops where the CPU has them and the zero points
+/// are 0, else rten's exact kernel where there is one (other zero points on VNNI), else the AVX2
+/// loops; with [`Int8Kernels::Avx2`] the AVX2 loops alone.
+fn pack(
+    weight: &QuantizedWeight<'_>,
+    k: usize,
+    n: usize,
+    transposed: bool,
+    conv: bool,
+    kernels: Int8Kernels,
+) -> Option<(Weights, Vec<f32>)> {
     let zero_points = if weight.zero_points.len() == 1 { vec![weight.zero_points[0]; n] } else { weight.zero_points.clone() };
     let scales = if weight.scales.len() == 1 { vec![weight.scales[0]; n] } else { weight.scales.clone() };
     if zero_points.len() != n || scales.len() != n {
         return None;
     }
     let bytes = weight.tensor.bytes().filter(|bytes| bytes.len() == k * n)?;
-    let direct = match (conv, &dims(weight.tensor)?[..]) {
-        (true, &[filters, channels, kh, kw]) => {
-            let rhs = int8::rhs_bytes(bytes, weight.signed);
-            VnniWeights::new(&rhs, &int8::rhs_zero(&zero_points, weight.signed), [filters, channels, kh, kw])
+    let best = kernels == Int8Kernels::Best;
+    let rten = best && int8::executor().is_some();
+    let rhs_zero = int8::rhs_zero(&zero_points, weight.signed);
+    let weights = if conv {
+        let [filters, channels, kh, kw] = dims(weight.tensor)?[..] else { return None };
+        let shape = [filters, channels, kh, kw];
+        let rhs = int8::rhs_bytes(bytes, weight.signed);
+        if let Some(direct) = VnniWeights::new(&rhs, &rhs_zero, shape).filter(|_| best) {
+            Weights::Direct(direct)
+        } else if rten {
+            let zero = int8::lhs_zero(&zero_points, weight.signed);
+            Weights::Filters { bytes: int8::lhs_bytes(bytes, weight.signed).into_owned(), zero, filters: n, depth: k }
+        } else {
+            Weights::MaddConv(MaddWeights::new(&rhs, &rhs_zero, shape)?)
         }
-        _ => None,
-    };
-    let weights = if let Some(direct) = direct {
-        Weights::Direct(direct)
-    } else if conv {
-        let zero = int8::lhs_zero(&zero_points, weight.signed);
-        Weights::Filters { bytes: int8::lhs_bytes(bytes, weight.signed).into_owned(), zero, filters: n, depth: k }
     } else {
-        let zero = int8::rhs_zero(&zero_points, weight.signed);
         let values = int8::rhs_bytes(bytes, weight.signed);
         let values = if transposed { (0..k * n).map(|i| values[(i % n) * k + i / n]).collect() } else { values };
-        match VnniMatrix::new(&values, Some(&zero), k, n) {
-            Some(matrix) => Weights::Matrix(matrix),
-            None => {
-                let packed = ConstantIntRhs::pack_bytes(bytes, weight.signed, k, n, transposed)?;
-                Weights::Columns { packed, zero: zero.iter().any(|&value| value != 0).then_some(zero) }
-            }
+        if let Some(matrix) = VnniMatrix::new(&values, Some(&rhs_zero), k, n).filter(|_| best) {
+            Weights::Matrix(matrix)
+        } else if rten {
+            let packed = ConstantIntRhs::pack_bytes(bytes, weight.signed, k, n, transposed)?;
+            Weights::Columns { packed, zero: rhs_zero.iter().any(|&value| value != 0).then_some(rhs_zero) }
+        } else {
+            Weights::MaddMatrix(MaddMatrix::new(&values, Some(&rhs_zero), k, n)?)
         }
     };
     Some((weights, scales))
 }
+
 #[cfg(test)]
 mod tests {
     use whittle_ir::{AttrValue, Attribute, DataType, Model, Node, Tensor};
 
+    use super::*;
     use crate::ops::test_support::{f32_tensor, graph, info, reference_conv2d};
     use crate::plan::Plan;
     use crate::{RuntimeOptions, Session};
@@ -1026,15 +1074,64 @@ mod tests {
         }
     }
 
+    std::thread_local! {
+        /// The kernels the helpers below plan with, per test thread.
+        static KERNELS: std::cell::Cell<Int8Kernels> = const { std::cell::Cell::new(Int8Kernels::Best) };
+    }
+
+    /// The kernel sets that fuse on this CPU: the best ones where rten's or the AVX2 kernel is
+    /// exact, and the AVX2 ones alone where AVX2 is present (the same as the best without VNNI).
+    fn kernel_sets() -> Vec<Int8Kernels> {
+        let mut sets = Vec::new();
+        if crate::kernels::int8::executor().is_some() || madd::available() {
+            sets.push(Int8Kernels::Best);
+        }
+        if madd::available() {
+            sets.push(Int8Kernels::Avx2);
+        }
+        sets
+    }
+
+    fn options() -> RuntimeOptions {
+        RuntimeOptions::default().with_int8_kernels(KERNELS.get())
+    }
+
+    fn plan(model: &Model) -> Plan {
+        Plan::with_int8_kernels(model, &burn_tensor::Device::flex(), KERNELS.get()).unwrap()
+    }
+
     fn run(model: &Model, x: &[f32], dims: &[i64]) -> Vec<f32> {
         let x = Tensor::from_f32("x", dims.to_vec(), x).unwrap();
-        let outputs = Session::new(model, &RuntimeOptions::default()).unwrap().run(vec![("x".into(), x)]).unwrap();
+        let outputs = Session::new(model, &options()).unwrap().run(vec![("x".into(), x)]).unwrap();
         outputs[0].1.to_f32_vec().unwrap()
     }
 
     fn steps(model: &Model) -> Vec<String> {
-        let plan = Plan::new(model, &burn_tensor::Device::flex()).unwrap();
-        plan.graph.steps.iter().map(|step| step.kernel.op_type().to_string()).collect()
+        plan(model).graph.steps.iter().map(|step| step.kernel.op_type().to_string()).collect()
+    }
+
+    /// The weights' form of every fused layer of `model`'s plan, chained ones included.
+    fn weight_forms(model: &Model) -> Vec<&'static str> {
+        fn forms(op: &Int8Product, out: &mut Vec<&'static str>) {
+            out.push(match op.weights {
+                Weights::Columns { .. } => "columns",
+                Weights::Filters { .. } => "filters",
+                Weights::Direct(_) => "vnni-conv",
+                Weights::Matrix(_) => "vnni-matrix",
+                Weights::MaddMatrix(_) => "avx2-matrix",
+                Weights::MaddConv(_) => "avx2-conv",
+            });
+            for next in &op.then {
+                forms(next, out);
+            }
+        }
+        let mut out = Vec::new();
+        for step in &plan(model).graph.steps {
+            if let Kernel::Tensor(Op::Int8(op)) = &step.kernel {
+                forms(op, &mut out);
+            }
+        }
+        out
     }
 
     const BASE: Case = Case {
@@ -1082,72 +1179,75 @@ mod tests {
 
     #[test]
     fn static_layers_fuse_into_one_step_matching_the_unfused_plan_and_f64() {
-        if crate::kernels::int8::executor().is_none() {
-            return;
-        }
-        for case in static_cases() {
-            let label = format!("{} x {:?} signed {} per channel {}", case.op, case.x_dims, case.signed_x, case.per_channel);
-            let (fused, unfused) = (case.model(false), case.model(true));
-            assert_eq!(steps(&fused), vec![format!("Int8{}", case.op)], "{label}");
-            assert!(steps(&unfused).len() >= 4, "{label}: {:?}", steps(&unfused));
-            let count = case.x_dims.iter().product::<i64>() as usize;
-            // Scaled so that some values saturate at both ends of the range.
-            let x: Vec<f32> = ramp(count, 1).iter().map(|v| v * 2.5).collect();
-            let (got, expected) = (run(&fused, &x, case.x_dims), run(&unfused, &x, case.x_dims));
-            let reference = case.reference(&x);
-            assert_eq!(got.len(), reference.len(), "{label}");
-            for ((&got, &unfused), &reference) in got.iter().zip(&expected).zip(&reference) {
-                let tolerance = 1e-5 * reference.abs().max(1.0);
-                assert!((f64::from(got) - reference).abs() <= tolerance, "{label}: fused {got} vs f64 {reference}");
-                assert!((f64::from(unfused) - reference).abs() <= tolerance, "{label}: unfused {unfused} vs f64 {reference}");
-            }
-            if case.relu {
-                assert!(got.contains(&0.0) && got.iter().all(|&v| v >= 0.0), "{label}");
+        for kernels in kernel_sets() {
+            KERNELS.set(kernels);
+            for case in static_cases() {
+                let label = format!("{} x {:?} signed {} per channel {}", case.op, case.x_dims, case.signed_x, case.per_channel);
+                let (fused, unfused) = (case.model(false), case.model(true));
+                assert_eq!(steps(&fused), vec![format!("Int8{}", case.op)], "{label}");
+                if kernels == Int8Kernels::Avx2 {
+                    assert!(weight_forms(&fused).iter().all(|form| form.starts_with("avx2")), "{label}");
+                }
+                assert!(steps(&unfused).len() >= 4, "{label}: {:?}", steps(&unfused));
+                let count = case.x_dims.iter().product::<i64>() as usize;
+                // Scaled so that some values saturate at both ends of the range.
+                let x: Vec<f32> = ramp(count, 1).iter().map(|v| v * 2.5).collect();
+                let (got, expected) = (run(&fused, &x, case.x_dims), run(&unfused, &x, case.x_dims));
+                let reference = case.reference(&x);
+                assert_eq!(got.len(), reference.len(), "{label}");
+                for ((&got, &unfused), &reference) in got.iter().zip(&expected).zip(&reference) {
+                    let tolerance = 1e-5 * reference.abs().max(1.0);
+                    assert!((f64::from(got) - reference).abs() <= tolerance, "{label}: fused {got} vs f64 {reference}");
+                    assert!((f64::from(unfused) - reference).abs() <= tolerance, "{label}: unfused {unfused} vs f64 {reference}");
+                }
+                if case.relu {
+                    assert!(got.contains(&0.0) && got.iter().all(|&v| v >= 0.0), "{label}");
+                }
             }
         }
     }
 
     #[test]
     fn patterns_with_other_readers_or_outputs_in_the_middle_stay_unfused() {
-        if crate::kernels::int8::executor().is_none() {
-            return;
+        for kernels in kernel_sets() {
+            KERNELS.set(kernels);
+            // Q's output is a graph output: nothing fuses.
+            assert!(!steps(&BASE.model(true)).iter().any(|op| op.starts_with("Int8")));
+            // DQ(x)'s output is a graph output.
+            let mut model = BASE.model(false);
+            model.graph.outputs.push(info("xd", DataType::F32, None));
+            assert!(!steps(&model).iter().any(|op| op.starts_with("Int8")));
+            // Q's output has a second reader besides its DQ.
+            let mut model = BASE.model(false);
+            model.graph.nodes.push(Node::new("second", "DequantizeLinear", &["xq", "xs", "xz"], &["xd2"]));
+            model.graph.outputs.push(info("xd2", DataType::F32, None));
+            assert!(!steps(&model).iter().any(|op| op.starts_with("Int8")));
+            // DQ(x) read by a fused layer and by an Add: the layer fuses, Q and DQ stay for the Add.
+            let mut model = BASE.model(false);
+            model.graph.nodes.push(Node::new("add", "Add", &["xd", "xd"], &["z"]));
+            model.graph.outputs.push(info("z", DataType::F32, None));
+            let ops = steps(&model);
+            assert!(ops.contains(&"Int8Gemm".to_string()) && ops.contains(&"QuantizeLinear".to_string()), "{ops:?}");
+            let x = ramp(60, 2);
+            let outputs = Session::new(&model, &options())
+                .unwrap()
+                .run(vec![("x".into(), Tensor::from_f32("x", vec![3, 20], &x).unwrap())])
+                .unwrap();
+            let reference = BASE.reference(&x);
+            for (&got, &reference) in outputs[0].1.to_f32_vec().unwrap().iter().zip(&reference) {
+                assert!((f64::from(got) - reference).abs() <= 1e-5 * reference.abs().max(1.0));
+            }
+            // The Relu's input is a graph output: the Gemm fuses without it, the Relu stays.
+            let mut model = BASE.model(false);
+            model.graph.outputs.push(info("t", DataType::F32, None));
+            assert_eq!(steps(&model), vec!["Int8Gemm", "Relu"]);
+            // A transposed A has no fused form.
+            let mut model = BASE.model(false);
+            let layer = model.graph.nodes.iter_mut().find(|node| node.name == "layer").unwrap();
+            layer.attributes.push(Attribute::new("transA", AttrValue::Int(1)));
+            model.graph.inputs = vec![info("x", DataType::F32, Some(&[20, 3]))];
+            assert!(!steps(&model).iter().any(|op| op.starts_with("Int8")));
         }
-        // Q's output is a graph output: nothing fuses.
-        assert!(!steps(&BASE.model(true)).iter().any(|op| op.starts_with("Int8")));
-        // DQ(x)'s output is a graph output.
-        let mut model = BASE.model(false);
-        model.graph.outputs.push(info("xd", DataType::F32, None));
-        assert!(!steps(&model).iter().any(|op| op.starts_with("Int8")));
-        // Q's output has a second reader besides its DQ.
-        let mut model = BASE.model(false);
-        model.graph.nodes.push(Node::new("second", "DequantizeLinear", &["xq", "xs", "xz"], &["xd2"]));
-        model.graph.outputs.push(info("xd2", DataType::F32, None));
-        assert!(!steps(&model).iter().any(|op| op.starts_with("Int8")));
-        // DQ(x) read by a fused layer and by an Add: the layer fuses, Q and DQ stay for the Add.
-        let mut model = BASE.model(false);
-        model.graph.nodes.push(Node::new("add", "Add", &["xd", "xd"], &["z"]));
-        model.graph.outputs.push(info("z", DataType::F32, None));
-        let ops = steps(&model);
-        assert!(ops.contains(&"Int8Gemm".to_string()) && ops.contains(&"QuantizeLinear".to_string()), "{ops:?}");
-        let x = ramp(60, 2);
-        let outputs = Session::new(&model, &RuntimeOptions::default())
-            .unwrap()
-            .run(vec![("x".into(), Tensor::from_f32("x", vec![3, 20], &x).unwrap())])
-            .unwrap();
-        let reference = BASE.reference(&x);
-        for (&got, &reference) in outputs[0].1.to_f32_vec().unwrap().iter().zip(&reference) {
-            assert!((f64::from(got) - reference).abs() <= 1e-5 * reference.abs().max(1.0));
-        }
-        // The Relu's input is a graph output: the Gemm fuses without it, the Relu stays.
-        let mut model = BASE.model(false);
-        model.graph.outputs.push(info("t", DataType::F32, None));
-        assert_eq!(steps(&model), vec!["Int8Gemm", "Relu"]);
-        // A transposed A has no fused form.
-        let mut model = BASE.model(false);
-        let layer = model.graph.nodes.iter_mut().find(|node| node.name == "layer").unwrap();
-        layer.attributes.push(Attribute::new("transA", AttrValue::Int(1)));
-        model.graph.inputs = vec![info("x", DataType::F32, Some(&[20, 3]))];
-        assert!(!steps(&model).iter().any(|op| op.starts_with("Int8")));
     }
 
     /// The dynamic form: `DynamicQuantizeLinear(x)`, MatMulInteger or ConvInteger with constant
@@ -1196,36 +1296,36 @@ mod tests {
 
     #[test]
     fn dynamic_layers_fuse_and_match_the_unfused_plan_bit_for_bit() {
-        if crate::kernels::int8::executor().is_none() {
-            return;
-        }
-        for conv in [false, true] {
-            for per_channel in [false, true] {
-                let (fused, x_dims) = dynamic_model(conv, per_channel, false);
-                let expected_op = if conv { "Int8ConvDynamic" } else { "Int8MatMulDynamic" };
-                assert_eq!(steps(&fused), vec![expected_op]);
-                let (unfused, _) = dynamic_model(conv, per_channel, true);
-                assert_eq!(steps(&unfused).len(), 7);
-                let x: Vec<f32> = ramp(x_dims.iter().product::<i64>() as usize, 3);
-                let (got, expected) = (run(&fused, &x, &x_dims), run(&unfused, &x, &x_dims));
-                assert_eq!(got, expected, "conv {conv} per channel {per_channel}");
-                assert!(got.contains(&0.0) && got.iter().any(|&v| v > 0.0));
+        for kernels in kernel_sets() {
+            KERNELS.set(kernels);
+            for conv in [false, true] {
+                for per_channel in [false, true] {
+                    let (fused, x_dims) = dynamic_model(conv, per_channel, false);
+                    let expected_op = if conv { "Int8ConvDynamic" } else { "Int8MatMulDynamic" };
+                    assert_eq!(steps(&fused), vec![expected_op]);
+                    let (unfused, _) = dynamic_model(conv, per_channel, true);
+                    assert_eq!(steps(&unfused).len(), 7);
+                    let x: Vec<f32> = ramp(x_dims.iter().product::<i64>() as usize, 3);
+                    let (got, expected) = (run(&fused, &x, &x_dims), run(&unfused, &x, &x_dims));
+                    assert_eq!(got, expected, "conv {conv} per channel {per_channel}");
+                    assert!(got.contains(&0.0) && got.iter().any(|&v| v > 0.0));
+                }
             }
         }
     }
 
     #[test]
     fn a_dynamic_product_whose_cast_has_another_reader_stays_unfused() {
-        if crate::kernels::int8::executor().is_none() {
-            return;
+        for kernels in kernel_sets() {
+            KERNELS.set(kernels);
+            let (mut model, _) = dynamic_model(false, true, false);
+            model.graph.outputs.push(info("accf", DataType::F32, None));
+            assert!(!steps(&model).iter().any(|op| op.starts_with("Int8")));
+            // A bias of the wrong shape keeps the Add outside; the product and scale still fuse.
+            let (mut model, _) = dynamic_model(false, true, false);
+            model.graph.initializers[3] = f32_tensor("b", vec![2, 3, 6], &[0.5; 36]);
+            assert_eq!(steps(&model), vec!["Int8MatMulDynamic", "Add", "Relu"]);
         }
-        let (mut model, _) = dynamic_model(false, true, false);
-        model.graph.outputs.push(info("accf", DataType::F32, None));
-        assert!(!steps(&model).iter().any(|op| op.starts_with("Int8")));
-        // A bias of the wrong shape keeps the Add outside; the product and scale still fuse.
-        let (mut model, _) = dynamic_model(false, true, false);
-        model.graph.initializers[3] = f32_tensor("b", vec![2, 3, 6], &[0.5; 36]);
-        assert_eq!(steps(&model), vec!["Int8MatMulDynamic", "Add", "Relu"]);
     }
 
     /// Three static layers back to back, `x -> Gemm+Relu -> MatMul+Relu -> Gemm -> z`, each input
@@ -1283,59 +1383,59 @@ mod tests {
 
     #[test]
     fn fused_layers_that_feed_only_each_other_run_as_one_chain_bit_for_bit() {
-        if crate::kernels::int8::executor().is_none() {
-            return;
-        }
-        let (chained, exposed) = (three_layer_model(false), three_layer_model(true));
-        // The Identity stays: the last product's output has a reader that is not a fused layer.
-        assert_eq!(steps(&chained), vec!["Int8Chain", "Identity"]);
-        // h1 is a graph output too: the first layer runs alone, the next two still chain.
-        assert_eq!(steps(&exposed), vec!["Int8Gemm", "Int8Chain", "Identity"]);
-        // The chain holds its weights packed: none of the initializers is uploaded.
-        assert!(Plan::new(&chained, &burn_tensor::Device::flex()).unwrap().graph.constants.is_empty());
-        let x: Vec<f32> = ramp(80, 4).iter().map(|v| v * 2.5).collect();
-        let (got, unchained) = (run(&chained, &x, &[4, 20]), run(&exposed, &x, &[4, 20]));
-        assert_eq!(got, unchained);
-        assert!(got.iter().any(|&v| v != 0.0));
-        // And the ONNX ops, unfused (every Q output exposed), agree to within the last layer's
-        // quantization step: the unfused graph sums dequantized f32 values in f32.
-        let mut unfused = three_layer_model(false);
-        for (q, dtype) in [("q0", DataType::U8), ("q1", DataType::U8), ("q2", DataType::I8)] {
-            unfused.graph.outputs.push(info(q, dtype, None));
-        }
-        assert!(!steps(&unfused).iter().any(|op| op.starts_with("Int8")));
-        let reference = run(&unfused, &x, &[4, 20]);
-        for (&got, &reference) in got.iter().zip(&reference) {
-            assert!((got - reference).abs() <= 1e-4 * reference.abs().max(1.0), "chain {got} vs unfused {reference}");
+        for kernels in kernel_sets() {
+            KERNELS.set(kernels);
+            let (chained, exposed) = (three_layer_model(false), three_layer_model(true));
+            // The Identity stays: the last product's output has a reader that is not a fused layer.
+            assert_eq!(steps(&chained), vec!["Int8Chain", "Identity"]);
+            // h1 is a graph output too: the first layer runs alone, the next two still chain.
+            assert_eq!(steps(&exposed), vec!["Int8Gemm", "Int8Chain", "Identity"]);
+            // The chain holds its weights packed: none of the initializers is uploaded.
+            assert!(plan(&chained).graph.constants.is_empty());
+            let x: Vec<f32> = ramp(80, 4).iter().map(|v| v * 2.5).collect();
+            let (got, unchained) = (run(&chained, &x, &[4, 20]), run(&exposed, &x, &[4, 20]));
+            assert_eq!(got, unchained);
+            assert!(got.iter().any(|&v| v != 0.0));
+            // And the ONNX ops, unfused (every Q output exposed), agree to within the last layer's
+            // quantization step: the unfused graph sums dequantized f32 values in f32.
+            let mut unfused = three_layer_model(false);
+            for (q, dtype) in [("q0", DataType::U8), ("q1", DataType::U8), ("q2", DataType::I8)] {
+                unfused.graph.outputs.push(info(q, dtype, None));
+            }
+            assert!(!steps(&unfused).iter().any(|op| op.starts_with("Int8")));
+            let reference = run(&unfused, &x, &[4, 20]);
+            for (&got, &reference) in got.iter().zip(&reference) {
+                assert!((got - reference).abs() <= 1e-4 * reference.abs().max(1.0), "chain {got} vs unfused {reference}");
+            }
         }
     }
 
     #[test]
     fn a_matmul_takes_the_bias_add_and_relu_after_it_bit_for_bit() {
-        if crate::kernels::int8::executor().is_none() {
-            return;
+        for kernels in kernel_sets() {
+            KERNELS.set(kernels);
+            let case = Case { op: "MatMul", x_dims: &[2, 3, 20], w_dims: &[20, 9], bias: false, relu: false, ..BASE };
+            // `y = MatMul(...)`, then `z = Relu(Add(y, b))`; `expose` also returns y, which keeps the Add
+            // (and so the Relu) out of the fused step.
+            let model = |expose: bool| {
+                let mut model = case.model(false);
+                let bias: Vec<f32> = (0..9).map(|c| c as f32 * 0.25 - 1.0).collect();
+                model.graph.initializers.push(f32_tensor("b", vec![9], &bias));
+                model.graph.nodes.push(Node::new("bias", "Add", &["y", "b"], &["t2"]));
+                model.graph.nodes.push(Node::new("relu", "Relu", &["t2"], &["z"]));
+                model.graph.outputs = vec![info("z", DataType::F32, None)];
+                if expose {
+                    model.graph.outputs.push(info("y", DataType::F32, None));
+                }
+                model
+            };
+            let (fused, kept) = (model(false), model(true));
+            assert_eq!(steps(&fused), vec!["Int8MatMul"]);
+            assert_eq!(steps(&kept), vec!["Int8MatMul", "Add", "Relu"]);
+            let x: Vec<f32> = ramp(120, 5).iter().map(|v| v * 2.5).collect();
+            let (got, expected) = (run(&fused, &x, case.x_dims), run(&kept, &x, case.x_dims));
+            assert_eq!(got, expected);
+            assert!(got.contains(&0.0) && got.iter().any(|&v| v > 0.0));
         }
-        let case = Case { op: "MatMul", x_dims: &[2, 3, 20], w_dims: &[20, 9], bias: false, relu: false, ..BASE };
-        // `y = MatMul(...)`, then `z = Relu(Add(y, b))`; `expose` also returns y, which keeps the Add
-        // (and so the Relu) out of the fused step.
-        let model = |expose: bool| {
-            let mut model = case.model(false);
-            let bias: Vec<f32> = (0..9).map(|c| c as f32 * 0.25 - 1.0).collect();
-            model.graph.initializers.push(f32_tensor("b", vec![9], &bias));
-            model.graph.nodes.push(Node::new("bias", "Add", &["y", "b"], &["t2"]));
-            model.graph.nodes.push(Node::new("relu", "Relu", &["t2"], &["z"]));
-            model.graph.outputs = vec![info("z", DataType::F32, None)];
-            if expose {
-                model.graph.outputs.push(info("y", DataType::F32, None));
-            }
-            model
-        };
-        let (fused, kept) = (model(false), model(true));
-        assert_eq!(steps(&fused), vec!["Int8MatMul"]);
-        assert_eq!(steps(&kept), vec!["Int8MatMul", "Add", "Relu"]);
-        let x: Vec<f32> = ramp(120, 5).iter().map(|v| v * 2.5).collect();
-        let (got, expected) = (run(&fused, &x, case.x_dims), run(&kept, &x, case.x_dims));
-        assert_eq!(got, expected);
-        assert!(got.contains(&0.0) && got.iter().any(|&v| v > 0.0));
     }
 }

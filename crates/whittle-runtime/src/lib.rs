@@ -29,7 +29,7 @@ mod spatial;
 mod unary;
 mod value;
 
-pub use device::{Backend, RuntimeOptions};
+pub use device::{Backend, Int8Kernels, RuntimeOptions};
 pub use error::{Result, RuntimeError};
 pub use session::{NamedTensors, Session, StepTime};
 pub use value::{ElementKind, Value, MAX_RANK};

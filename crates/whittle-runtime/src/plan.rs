@@ -24,6 +24,7 @@ use std::sync::Arc;
 use burn_tensor::Device;
 use whittle_ir::{canonical_domain, AttrValue, DataType, DimValue, Graph, Model, Shape, Tensor, Type, TypeKind};
 
+use crate::device::Int8Kernels;
 use crate::error::{Result, RuntimeError};
 use crate::ops::{HostOp, NodeContext, Op, Subgraphs};
 use crate::value::{held_dtype, Value, MAX_RANK};
@@ -144,6 +145,11 @@ type ConstantLookup<'a> = dyn Fn(&str) -> Option<&'a Tensor> + 'a;
 
 impl Plan {
     pub fn new(model: &Model, device: &Device) -> Result<Plan> {
+        Plan::with_int8_kernels(model, device, Int8Kernels::Best)
+    }
+
+    /// [`Plan::new`] with the fused int8 layers on `int8_kernels`.
+    pub fn with_int8_kernels(model: &Model, device: &Device, int8_kernels: Int8Kernels) -> Result<Plan> {
         let graph = &model.graph;
         // Validates subgraphs too, with the outer values they may read.
         graph.validate()?;
@@ -156,6 +162,7 @@ impl Plan {
         let parameter = |tensor: &Tensor| training && tensor.dtype.is_float();
         let constant = |name: &str| graph.initializer(name).filter(|tensor| !declared_input(name) && !parameter(tensor));
         let mut planner = Planner::new(model, device, graph);
+        planner.int8_kernels = int8_kernels;
         planner.plan_nodes(&constant)?;
 
         // Inputs are checked after the ops, so that a model with an op this runtime lacks is reported
@@ -227,11 +234,13 @@ struct Planner<'a> {
     /// Slots that a host op fills with a value burn cannot hold.
     host: HashSet<usize>,
     steps: Vec<Step>,
+    int8_kernels: Int8Kernels,
 }
 
 impl<'a> Planner<'a> {
     fn new(model: &'a Model, device: &'a Device, graph: &'a Graph) -> Planner<'a> {
-        Planner { model, device, graph, slots: HashMap::new(), host: HashSet::new(), steps: Vec::new() }
+        let (slots, host, steps) = (HashMap::new(), HashSet::new(), Vec::new());
+        Planner { model, device, graph, slots, host, steps, int8_kernels: Int8Kernels::Best }
     }
 
     fn slot_of(&mut self, name: &str) -> usize {
@@ -353,7 +362,8 @@ impl<'a> Planner<'a> {
             crate::fuse::fuse_bias(&mut self.steps, &output_slots, slot_count, &constant);
             crate::fuse::fuse_activations(&mut self.steps, &output_slots, slot_count);
             // Quantized layers read their weights at plan time, through the same constants.
-            crate::fuse_int8::fuse_int8(&mut self.steps, &output_slots, slot_count, &constant, self.device);
+            let (device, kernels) = (self.device, self.int8_kernels);
+            crate::fuse_int8::fuse_int8(&mut self.steps, &output_slots, slot_count, &constant, device, kernels);
             crate::fuse_int8::chain_int8(&mut self.steps, &output_slots, slot_count);
         }
         // Only constants that a step or the caller reads are uploaded: every run puts each one in

@@ -28,7 +28,9 @@ impl Session {
     /// attribute this runtime does not support, on an input type it cannot take, and on an invalid
     /// graph.
     pub fn new(model: &Model, options: &RuntimeOptions) -> Result<Session> {
-        Session::with_device(model, options.device()?)
+        let device = options.device()?;
+        let plan = Plan::with_int8_kernels(model, &device, options.int8_kernels)?;
+        Ok(Session { plan, device })
     }
 
     /// Plans `model` for a burn device chosen by the caller.

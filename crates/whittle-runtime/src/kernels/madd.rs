@@ -30,9 +30,6 @@
 //! `vpdpbusd` does 4 in one), on par for the small layers. 4-row blocks for products measured
 //! 10-20% slower than 6; 6-filter blocks for convolutions the same as 4.
 
-// Called by fuse_int8 once integrated.
-#![allow(dead_code)]
-
 use crate::kernels::vnni::{Epilogue, Geometry};
 use crate::kernels::Activation;
 use crate::spatial::Window2d;
