@@ -64,6 +64,7 @@ pub(crate) fn whittle_p50(
     batch: &str,
     threads: &str,
     seconds: &str,
+    extra: &[&str],
 ) -> Result<Result<f64, String>> {
     let output = Command::new(whittle)
         .arg("bench")
@@ -71,6 +72,7 @@ pub(crate) fn whittle_p50(
         .arg("--data")
         .arg(data)
         .args(["--batch", batch, "--threads", threads, "--seconds", seconds, "--json"])
+        .args(extra)
         .output()
         .context("cannot start the whittle binary")?;
     if !output.status.success() {
@@ -100,12 +102,12 @@ fn time_cell(
 ) -> Result<Result<(Times, String), String>> {
     let (mut plain, mut fused_times, mut ort, mut version) = (Vec::new(), Vec::new(), Vec::new(), String::new());
     for _ in 0..ROUNDS {
-        match whittle_p50(whittle, model, data, batch, threads, seconds)? {
+        match whittle_p50(whittle, model, data, batch, threads, seconds, &[])? {
             Ok(p50) => plain.push(p50),
             Err(reason) => return Ok(Err(reason)),
         }
         if let Some(fused) = fused {
-            if let Ok(p50) = whittle_p50(whittle, fused, data, batch, threads, seconds)? {
+            if let Ok(p50) = whittle_p50(whittle, fused, data, batch, threads, seconds, &[])? {
                 fused_times.push(p50);
             }
         }
