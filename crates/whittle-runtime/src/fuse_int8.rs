@@ -13,8 +13,12 @@
 //!
 //! A pattern is fused only when its intermediates have no other reader and are not graph outputs
 //! (a Q output read by anything but its DQ, a product or Cast read twice, a graph output in the
-//! middle: left as it is), on burn-flex with an exact int8 kernel for the CPU (`kernels::int8`);
-//! elsewhere the plan keeps the ONNX ops, which run everywhere. The Q, DQ, DynamicQuantizeLinear
+//! middle: left as it is), on burn-flex with an exact int8 kernel for the CPU: whittle's own
+//! AVX512-VNNI loops (`kernels::vnni`, weights whose zero points are 0), rten-gemm's exact GEMM
+//! (`kernels::int8`, other zero points on the same CPUs, ARM), or whittle's AVX2 `vpmaddwd` loops
+//! (`kernels::madd`, x86 without VNNI, where rten's kernel may saturate; any zero points, and
+//! `Int8Kernels::Avx2` picks them anywhere to measure them). Elsewhere, and for convolutions past
+//! the direct loops' limits on AVX2, the plan keeps the ONNX ops, which run everywhere. The Q, DQ, DynamicQuantizeLinear
 //! and scale `Mul` steps the fused steps made unread are dropped; ones that something else still
 //! reads stay (a DQ(x) shared by a fused and an unfused layer, for instance).
 //!
