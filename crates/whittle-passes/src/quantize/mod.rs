@@ -352,11 +352,12 @@ pub fn quantize(input: &Path, output: &Path, options: &QuantizeOptions) -> Resul
 /// What the measured p50 latencies say about INT8's speed in whittle's runtime, and why.
 fn int8_speed_note(after_ms: f64, before_ms: f64) -> String {
     let ratio = after_ms / before_ms;
-    let how = "on burn-flex, with an exact int8 kernel for the CPU (AVX-512 VNNI, ARM dot product), whittle's runtime \
-               runs each quantized layer as one fused step, and layers that only feed each other as one chain (the \
-               activation quantized in the kernel, a u8 x i8 -> i32 product on weights laid out at load: a direct VNNI \
-               loop for convolutions with symmetric weights, an exact vpmaddwd loop for products of one or two rows, \
-               rten-gemm's VNNI GEMM otherwise; scales, bias and Relu in the same pass); elsewhere it runs the ONNX ops";
+    let how = "on burn-flex, with an exact int8 kernel for the CPU (AVX-512 VNNI, AVX2, ARM dot product), whittle's \
+               runtime runs each quantized layer as one fused step, and layers that only feed each other as one chain \
+               (the activation quantized in the kernel, a u8 x i8 -> i32 product on weights laid out at load: whittle's \
+               own VNNI loops for symmetric weights, rten-gemm's exact GEMM for other zero points, whittle's exact \
+               vpmaddwd loops on AVX2 CPUs without VNNI, whose products take 2-2.5x VNNI's time; scales, bias and Relu \
+               in the same pass); elsewhere it runs the ONNX ops";
     if ratio < 1.0 {
         format!("INT8 runs at {ratio:.2}x fp32's p50 latency in whittle's runtime here ({after_ms:.3} ms vs {before_ms:.3} ms): {how}.")
     } else {
