@@ -532,7 +532,7 @@ pub(crate) fn gemm(x: &[u8], x_zero: u8, m: usize, b: &VnniMatrix, epilogue: &Ep
         // are shared out in blocks of 8. From 2M, int8-static transformer_tiny at batch 64 (its
         // 1024x64x64 products split) ran 3.55 ms a run at 2 threads against 3.05 unsplit, above
         // its fp32 (3.46) and its own 1-thread run (2.99), on this 2-vCPU machine.
-        if threads > 1 && m > 8 && m * b.k * b.n >= 1 << 24 {
+        if threads > 1 && m > 8 && m * b.k * b.n >= PARALLEL_PRODUCT {
             let task_rows = m.div_ceil(threads).next_multiple_of(8);
             out.par_chunks_mut(task_rows * b.n).zip(rows.par_chunks(task_rows * quads * 4)).for_each(|(out, rows)| {
                 // SAFETY: `run_gemm` needs AVX-512F and AVX512-VNNI, which `available` found on
@@ -553,6 +553,9 @@ pub(crate) fn gemm(x: &[u8], x_zero: u8, m: usize, b: &VnniMatrix, epilogue: &Ep
     }
     None
 }
+
+/// Multiply-adds of a [`gemm`] from which its rows are shared out over rayon's threads.
+const PARALLEL_PRODUCT: usize = 1 << 24;
 
 /// The epilogue of 16 sums, `int8::dequantize`'s f32 operations: `(sum - term) * multiplier [+
 /// bias]`, then the Relu, where `value <= 0` (false for NaN) becomes 0.
@@ -837,7 +840,8 @@ mod tests {
             }
         }
         // Large enough to share its rows out over threads: the same values as on one.
-        let (m, k, n) = (200, 128, 96);
+        let (k, n) = (128, 96);
+        let m = PARALLEL_PRODUCT / (k * n) + 9;
         let x: Vec<u8> = (0..m * k).map(|i| (i * 7 % 256) as u8).collect();
         let b: Vec<i8> = (0..k * n).map(|i| (i * 13 % 256) as u8 as i8).collect();
         let matrix = VnniMatrix::new(&b, None, k, n).unwrap();
