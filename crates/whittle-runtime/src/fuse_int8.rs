@@ -183,6 +183,9 @@ impl Int8Product {
             InputQuant::Dynamic => Cow::Owned(self.weight_scales.iter().map(|&w| quant.scale * w).collect()),
         };
         let bias = self.bias.as_deref();
+        // The epilogue the register kernels (`vnni`, `madd`) apply themselves.
+        let epilogue = vnni::Epilogue { multipliers: &multipliers, bias, activation: self.activation };
+        let zero = quant.kernel_zero();
         match (&self.product, &self.weights) {
             (Product::MatMul | Product::Gemm, Weights::Columns { packed, zero }) => {
                 let Some(executor) = executor else { fail!("no exact int8 kernel for this CPU") };
@@ -221,37 +224,21 @@ impl Int8Product {
             }
             (Product::MatMul | Product::Gemm, Weights::Matrix(matrix)) => {
                 let (k, n) = (matrix.k(), matrix.n());
-                let out_shape = self.product_shape(shape, k, n)?;
-                let epilogue = vnni::Epilogue { multipliers: &multipliers, bias, activation: self.activation };
-                let Some(out) = vnni::gemm(&bytes, quant.kernel_zero(), bytes.len() / k, matrix, &epilogue) else {
-                    fail!("x {shape:?} does not multiply the weights [{k}, {n}]")
-                };
-                Ok((out, out_shape))
-            }
-            (Product::Conv { conv, w_shape }, Weights::Direct(weights)) => {
-                let geometry = conv_geometry(conv, w_shape, shape)?;
-                let epilogue = vnni::Epilogue { multipliers: &multipliers, bias, activation: self.activation };
-                let Some(out) = vnni::run(&bytes, quant.kernel_zero(), &geometry, weights, &epilogue) else {
-                    fail!("x {shape:?} does not fit the weights {w_shape:?}")
-                };
-                Ok((out, vec![shape[0], weights.filters(), geometry.output[0], geometry.output[1]]))
+                self.in_registers(shape, k, n, &bytes, |x, m| vnni::gemm(x, zero, m, matrix, &epilogue))
             }
             (Product::MatMul | Product::Gemm, Weights::MaddMatrix(matrix)) => {
                 let (k, n) = (matrix.k(), matrix.n());
-                let out_shape = self.product_shape(shape, k, n)?;
-                let epilogue = vnni::Epilogue { multipliers: &multipliers, bias, activation: self.activation };
-                let Some(out) = madd::gemm(&bytes, quant.kernel_zero(), bytes.len() / k, matrix, &epilogue) else {
-                    fail!("x {shape:?} does not multiply the weights [{k}, {n}]")
-                };
-                Ok((out, out_shape))
+                self.in_registers(shape, k, n, &bytes, |x, m| madd::gemm(x, zero, m, matrix, &epilogue))
+            }
+            (Product::Conv { conv, w_shape }, Weights::Direct(weights)) => {
+                let geometry = conv_geometry(conv, w_shape, shape)?;
+                let out = vnni::run(&bytes, zero, &geometry, weights, &epilogue);
+                conv_output(out, shape, w_shape, weights.filters(), &geometry)
             }
             (Product::Conv { conv, w_shape }, Weights::MaddConv(weights)) => {
                 let geometry = conv_geometry(conv, w_shape, shape)?;
-                let epilogue = vnni::Epilogue { multipliers: &multipliers, bias, activation: self.activation };
-                let Some(out) = madd::run(&bytes, quant.kernel_zero(), &geometry, weights, &epilogue) else {
-                    fail!("x {shape:?} does not fit the weights {w_shape:?}")
-                };
-                Ok((out, vec![shape[0], weights.filters(), geometry.output[0], geometry.output[1]]))
+                let out = madd::run(&bytes, zero, &geometry, weights, &epilogue);
+                conv_output(out, shape, w_shape, weights.filters(), &geometry)
             }
             _ => fail!("the fused int8 op's weights do not fit its product"),
         }
@@ -259,6 +246,20 @@ impl Int8Product {
 }
 
 impl Int8Product {
+    /// A product on a register kernel (`run(x, rows)`, epilogue applied): its output and shape.
+    fn in_registers(
+        &self,
+        shape: &[usize],
+        k: usize,
+        n: usize,
+        bytes: &[u8],
+        run: impl FnOnce(&[u8], usize) -> Option<Vec<f32>>,
+    ) -> Result<(Vec<f32>, Vec<usize>), OpError> {
+        let out_shape = self.product_shape(shape, k, n)?;
+        let Some(out) = run(bytes, bytes.len() / k) else { fail!("x {shape:?} does not multiply the weights [{k}, {n}]") };
+        Ok((out, out_shape))
+    }
+
     /// The output shape of `x [..., k] @ W [k, n]` for an x of `shape`, checked against the product
     /// (a Gemm's x is 2-D).
     fn product_shape(&self, shape: &[usize], k: usize, n: usize) -> Result<Vec<usize>, OpError> {
@@ -273,6 +274,18 @@ impl Int8Product {
         out_shape.push(n);
         Ok(out_shape)
     }
+}
+
+/// A register kernel's convolution output (`None` when x did not fit the weights) with its NCHW shape.
+fn conv_output(
+    out: Option<Vec<f32>>,
+    shape: &[usize],
+    w_shape: &[usize],
+    filters: usize,
+    geometry: &vnni::Geometry,
+) -> Result<(Vec<f32>, Vec<usize>), OpError> {
+    let Some(out) = out else { fail!("x {shape:?} does not fit the weights {w_shape:?}") };
+    Ok((out, vec![shape[0], filters, geometry.output[0], geometry.output[1]]))
 }
 
 /// The 2-D window, image and output sizes of `conv` on an x of `shape`.

@@ -109,6 +109,15 @@ pub(crate) fn run(conv: &Conv2d<'_>, weights: &DirectWeights, out: &mut [f32]) {
     run_on(&Best, conv, weights, out);
 }
 
+/// Relu on 16 lanes: `value <= 0` (false for NaN) becomes 0, as in Activation::apply.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn relu_v4(simd: pulp::x86::V4, value: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+    let zero = simd.avx512f._mm512_setzero_ps();
+    let not_positive = simd.avx512f._mm512_cmp_ps_mask::<{ std::arch::x86_64::_CMP_LE_OQ }>(value, zero);
+    simd.avx512f._mm512_mask_blend_ps(not_positive, value, zero)
+}
+
 /// A convolution with 16 output pixels in NCHW order in the lanes of a register and 16 output
 /// channels at a time, on AVX-512, for images small enough that 16 consecutive output pixels lie
 /// within 32 positions of the padded plane ([`Gather`](super::Gather)): each tap loads those 32 positions and one
@@ -170,7 +179,6 @@ impl GatheredImage<'_> {
         let GatheredImage { planes, plane, taps, outputs, out } = self;
         let m = conv.w_shape[0];
         let relu = conv.activation == Some(Activation::Relu);
-        let zero = simd.avx512f._mm512_setzero_ps();
         let (depth, width) = (weights.depth, weights.width);
         for first in (0..m).step_by(LANES) {
             let filters = LANES.min(m - first);
@@ -197,12 +205,7 @@ impl GatheredImage<'_> {
                 let written = pixels * LANES;
                 let count = LANES.min(outputs - written);
                 for (filter, &sum) in (first..first + filters).zip(&sums) {
-                    let mut value = sum;
-                    if relu {
-                        // `value <= 0` (false for NaN) becomes 0, as in Activation::apply.
-                        let not_positive = simd.avx512f._mm512_cmp_ps_mask::<{ std::arch::x86_64::_CMP_LE_OQ }>(value, zero);
-                        value = simd.avx512f._mm512_mask_blend_ps(not_positive, value, zero);
-                    }
+                    let value = if relu { relu_v4(simd, sum) } else { sum };
                     super::store_compressed(&mut out[filter * outputs..][..outputs], written, count, pulp::cast(value));
                 }
             }
@@ -239,7 +242,6 @@ fn run_planes(simd: pulp::x86::V4, conv: &Conv2d<'_>, weights: &DirectWeights, o
     let (positions, outputs) = (oh * wp, oh * ow);
     let masks = super::plane_masks(positions, wp, ow);
     let relu = conv.activation == Some(Activation::Relu);
-    let zero = simd.avx512f._mm512_setzero_ps();
     for image in 0..n {
         let planes = &x[image * c * hp * wp..];
         for first in (0..m).step_by(LANES) {
@@ -273,12 +275,7 @@ fn run_planes(simd: pulp::x86::V4, conv: &Conv2d<'_>, weights: &DirectWeights, o
                 }
                 let count = mask.count_ones() as usize;
                 for (filter, &sum) in (first..first + filters).zip(&sums) {
-                    let mut value = sum;
-                    if relu {
-                        // `value <= 0` (false for NaN) becomes 0, as in Activation::apply.
-                        let not_positive = simd.avx512f._mm512_cmp_ps_mask::<{ std::arch::x86_64::_CMP_LE_OQ }>(value, zero);
-                        value = simd.avx512f._mm512_mask_blend_ps(not_positive, value, zero);
-                    }
+                    let value = if relu { relu_v4(simd, sum) } else { sum };
                     let lanes: [f32; LANES] = pulp::cast(simd.avx512f._mm512_maskz_compress_ps(mask, value));
                     super::store_compressed(&mut out[(image * m + filter) * outputs..][..outputs], written, count, lanes);
                 }

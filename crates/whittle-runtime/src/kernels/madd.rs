@@ -486,7 +486,7 @@ fn block<const R: usize>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::kernels::int8::{self, ProductLayout};
 
@@ -607,7 +607,7 @@ mod tests {
 
     /// `sum((x - zx) * (w - wz[filter]))` in i64 with padding reading `zx`, `[filters, n * positions]`
     /// (the layout of `ProductLayout::Filters`).
-    fn conv_reference(x: &[u8], zx: u8, w: &[i8], wz: &[i8], shape: [usize; 4], geometry: &Geometry) -> Vec<i32> {
+    pub(crate) fn conv_reference(x: &[u8], zx: u8, w: &[i8], wz: &[i8], shape: [usize; 4], geometry: &Geometry) -> Vec<i32> {
         let [n, c, h, wd] = geometry.x;
         let [filters, _, kh, kw] = shape;
         let [oh, ow] = geometry.output;

@@ -664,39 +664,7 @@ fn run_gemm_blocks<const BLOCKS: usize, const ROWS: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `sum((x - zx) * w)` in i64 with padding reading `zx`, `[filters, n * positions]`.
-    fn reference(x: &[u8], zx: u8, w: &[i8], shape: [usize; 4], geometry: &Geometry) -> Vec<i32> {
-        let [n, c, h, wd] = geometry.x;
-        let [filters, _, kh, kw] = shape;
-        let [oh, ow] = geometry.output;
-        let Window2d { strides, dilations, padding, .. } = geometry.window;
-        let mut out = vec![0i32; filters * n * oh * ow];
-        for f in 0..filters {
-            for image in 0..n {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let mut sum = 0i64;
-                        for ch in 0..c {
-                            for ky in 0..kh {
-                                for kx in 0..kw {
-                                    let iy = (oy * strides[0] + ky * dilations[0]).checked_sub(padding[0].0).filter(|&y| y < h);
-                                    let ix = (ox * strides[1] + kx * dilations[1]).checked_sub(padding[1].0).filter(|&v| v < wd);
-                                    let value = match (iy, ix) {
-                                        (Some(iy), Some(ix)) => x[((image * c + ch) * h + iy) * wd + ix],
-                                        _ => zx,
-                                    };
-                                    sum += (i64::from(value) - i64::from(zx)) * i64::from(w[((f * c + ch) * kh + ky) * kw + kx]);
-                                }
-                            }
-                        }
-                        out[f * n * oh * ow + (image * oh + oy) * ow + ox] = sum as i32;
-                    }
-                }
-            }
-        }
-        out
-    }
+    use crate::kernels::madd::tests::conv_reference;
 
     #[test]
     fn convolutions_are_exact_against_i64() {
@@ -748,7 +716,7 @@ mod tests {
             let multipliers: Vec<f32> = (0..filters).map(|f| 0.01 * (f + 1) as f32).collect();
             let bias: Vec<f32> = (0..filters).map(|f| f as f32 * 0.1 - 1.0).collect();
             for zx in [0u8, 131, 255] {
-                let sums = reference(&x, zx, &w, w_shape, &geometry);
+                let sums = conv_reference(&x, zx, &w, &vec![0; filters], w_shape, &geometry);
                 // NCHW, from the filter-major reference sums.
                 let nchw = |f: &dyn Fn(usize, i32) -> f32| -> Vec<f32> {
                     (0..n * filters * positions)
