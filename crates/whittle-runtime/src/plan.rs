@@ -161,8 +161,7 @@ impl Plan {
         let training = device.is_autodiff();
         let parameter = |tensor: &Tensor| training && tensor.dtype.is_float();
         let constant = |name: &str| graph.initializer(name).filter(|tensor| !declared_input(name) && !parameter(tensor));
-        let mut planner = Planner::new(model, device, graph);
-        planner.int8_kernels = int8_kernels;
+        let mut planner = Planner::new(model, device, int8_kernels, graph);
         planner.plan_nodes(&constant)?;
 
         // Inputs are checked after the ops, so that a model with an op this runtime lacks is reported
@@ -234,13 +233,13 @@ struct Planner<'a> {
     /// Slots that a host op fills with a value burn cannot hold.
     host: HashSet<usize>,
     steps: Vec<Step>,
+    /// The kernels of fused int8 layers, for this graph and the bodies of its If and Loop nodes.
     int8_kernels: Int8Kernels,
 }
 
 impl<'a> Planner<'a> {
-    fn new(model: &'a Model, device: &'a Device, graph: &'a Graph) -> Planner<'a> {
-        let (slots, host, steps) = (HashMap::new(), HashSet::new(), Vec::new());
-        Planner { model, device, graph, slots, host, steps, int8_kernels: Int8Kernels::Best }
+    fn new(model: &'a Model, device: &'a Device, int8_kernels: Int8Kernels, graph: &'a Graph) -> Planner<'a> {
+        Planner { model, device, graph, slots: HashMap::new(), host: HashSet::new(), steps: Vec::new(), int8_kernels }
     }
 
     fn slot_of(&mut self, name: &str) -> usize {
@@ -282,7 +281,15 @@ impl<'a> Planner<'a> {
                 }
                 for attribute in &node.attributes {
                     if let AttrValue::Graph(subgraph) = &attribute.value {
-                        let body = plan_body(self.model, self.device, &attribute.name, subgraph, &captured, constant)?;
+                        let body = plan_body(
+                            self.model,
+                            self.device,
+                            self.int8_kernels,
+                            &attribute.name,
+                            subgraph,
+                            &captured,
+                            constant,
+                        )?;
                         subgraphs.bodies.push((attribute.name.clone(), Subgraph(Arc::new(body))));
                     }
                 }
@@ -399,12 +406,13 @@ impl<'a> Planner<'a> {
 fn plan_body<'a>(
     model: &'a Model,
     device: &'a Device,
+    int8_kernels: Int8Kernels,
     name: &str,
     graph: &'a Graph,
     captured: &[String],
     outer: &ConstantLookup<'a>,
 ) -> Result<Body> {
-    let mut planner = Planner::new(model, device, graph);
+    let mut planner = Planner::new(model, device, int8_kernels, graph);
     // Formal inputs first: their slots are what the op fills on each run.
     let inputs: Vec<usize> = graph.inputs.iter().map(|input| planner.slot_of(&input.name)).collect();
     let free = graph.free_values();
