@@ -23,6 +23,8 @@
 //! declines others), so `sum((x - zx) * w) = sum(x * w) - zx * sum(w)` over every tap, with
 //! `sum(w)` per filter computed once.
 
+use std::borrow::Cow;
+
 use crate::kernels::int8::{self, ProductLayout};
 use crate::kernels::Activation;
 use crate::spatial::Window2d;
@@ -51,7 +53,27 @@ pub(crate) struct VnniWeights {
     filters: usize,
     filter_blocks: usize,
     channels: usize,
+    /// The layer's kernel `[kh, kw]`.
+    source_kernel: [usize; 2],
+    /// Horizontal taps folded into the channel slots of a quad: `kw` where that takes fewer quads
+    /// and taps (see [`fold_for`]), else 1.
+    fold: usize,
+    /// The kernel the loops run: `[kh, kw / fold]`.
     kernel: [usize; 2],
+}
+
+/// How many horizontal taps [`VnniWeights`] folds into the channel slots of a quad, for `channels`
+/// and a kernel width `kw`: all of them where the products per pixel, `quads * taps`, fall (a
+/// convolution of `c` channels with taps `kx` is one of `c * kw` channels with one tap across, each
+/// slot reading the padded image `kx * dilation` positions further on), else 1. A one-channel
+/// first layer fills one byte of each quad unfolded: digits_cnn's 3x3 first layer goes from 9
+/// `vpdpbusd` a filter to 3.
+fn fold_for(channels: usize, kw: usize) -> usize {
+    if (channels * kw).div_ceil(4) < channels.div_ceil(4) * kw {
+        kw
+    } else {
+        1
+    }
 }
 
 impl VnniWeights {
@@ -67,6 +89,21 @@ impl VnniWeights {
         if filters > MAX_FILTERS || channels * kh * kw > MAX_DEPTH {
             return None;
         }
+        let source_kernel = [kh, kw];
+        // `[filters, channels * fold, kh, kw / fold]`, slot `channel * fold + kx`.
+        let fold = fold_for(channels, kw);
+        let folded: Cow<'_, [i8]> = if fold == 1 {
+            Cow::Borrowed(weights)
+        } else {
+            let mut folded = vec![0i8; weights.len()];
+            for (index, &weight) in weights.iter().enumerate() {
+                let (filter, channel, ky, kx) =
+                    (index / (channels * kh * kw), index / (kh * kw) % channels, index / kw % kh, index % kw);
+                folded[((filter * channels + channel) * fold + kx) * kh + ky] = weight;
+            }
+            Cow::Owned(folded)
+        };
+        let (weights, unfolded_channels, channels, kw) = (&folded[..], channels, channels * fold, kw / fold);
         // Blocks of 16 filters, an even number of them where two are computed together.
         let filter_blocks = if filters > LANES { filters.div_ceil(2 * LANES) * 2 } else { 1 };
         let (quads, taps) = (channels.div_ceil(4), kh * kw);
@@ -93,7 +130,17 @@ impl VnniWeights {
             }
         }
         let sums = weights.chunks_exact(channels * taps).map(|row| row.iter().map(|&w| i32::from(w)).sum()).collect();
-        Some(VnniWeights { blocks, quads_by_filter, sums, filters, filter_blocks, channels, kernel: [kh, kw] })
+        Some(VnniWeights {
+            blocks,
+            quads_by_filter,
+            sums,
+            filters,
+            filter_blocks,
+            channels: unfolded_channels,
+            source_kernel,
+            fold,
+            kernel: [kh, kw],
+        })
     }
 
     pub fn filters(&self) -> usize {
@@ -135,7 +182,7 @@ pub(crate) struct Geometry {
 pub(crate) fn run(x: &[u8], x_zero: u8, geometry: &Geometry, weights: &VnniWeights, epilogue: &Epilogue<'_>) -> Option<Vec<f32>> {
     let [n, c, h, w] = geometry.x;
     let [kh, kw] = weights.kernel;
-    if x.len() != n * c * h * w || c != weights.channels || geometry.window.kernel != [kh, kw] || h * w == 0 {
+    if x.len() != n * c * h * w || c != weights.channels || geometry.window.kernel != weights.source_kernel || h * w == 0 {
         return None;
     }
     if epilogue.multipliers.len() != weights.filters || epilogue.bias.is_some_and(|bias| bias.len() != weights.filters) {
@@ -149,7 +196,7 @@ pub(crate) fn run(x: &[u8], x_zero: u8, geometry: &Geometry, weights: &VnniWeigh
     if available() {
         if let Some(gather) = crate::kernels::Gather::new([oh, ow], strides, width) {
             let reach = (kh - 1) * dilations[0] * width + (kw - 1) * dilations[1];
-            let input = Quads::new(x, x_zero, geometry, width, crate::kernels::GATHER_SPAN + reach);
+            let input = Quads::new(x, x_zero, geometry, weights.fold, width, crate::kernels::GATHER_SPAN + reach);
             let mut out = vec![0.0f32; n * filters * positions];
             let terms: Vec<i32> = weights.sums.iter().map(|&sum| i32::from(x_zero).wrapping_mul(sum)).collect();
             // SAFETY: `run_gathered` needs AVX-512F and AVX512-VNNI, which `available` found on
@@ -161,7 +208,7 @@ pub(crate) fn run(x: &[u8], x_zero: u8, geometry: &Geometry, weights: &VnniWeigh
             return Some(out);
         }
         if strides == [1, 1] {
-            let input = Quads::new(x, x_zero, geometry, width, LANES + (kw - 1) * dilations[1]);
+            let input = Quads::new(x, x_zero, geometry, weights.fold, width, LANES + (kw - 1) * dilations[1]);
             let mut out = vec![0.0f32; n * filters * positions];
             let terms: Vec<i32> = weights.sums.iter().map(|&sum| i32::from(x_zero).wrapping_mul(sum)).collect();
             // SAFETY: `run_planes` needs AVX-512F and AVX512-VNNI, which `available` found on this
@@ -172,7 +219,7 @@ pub(crate) fn run(x: &[u8], x_zero: u8, geometry: &Geometry, weights: &VnniWeigh
             };
             return Some(out);
         }
-        let input = Quads::new(x, x_zero, geometry, width + MAX_PIXELS * strides[1], 0);
+        let input = Quads::new(x, x_zero, geometry, weights.fold, width + MAX_PIXELS * strides[1], 0);
         let mut sums = vec![0i32; weights.stride() * n * positions];
         // SAFETY: as above, for `run_avx512`.
         #[allow(unsafe_code)]
@@ -208,34 +255,96 @@ struct Quads {
 }
 
 impl Quads {
-    fn new(x: &[u8], zero: u8, geometry: &Geometry, stride: usize, slack: usize) -> Quads {
+    /// `fold` horizontal taps per channel (see [`fold_for`]): slot `channel * fold + kx` of a
+    /// position holds the padded image's byte `kx * dilation` positions further on.
+    ///
+    /// Every position starts as the padding quad (the zero point in the real slots); the pixels'
+    /// quads are then built 4 slots at a time by contiguous reads, which the compiler vectorizes,
+    /// and stored through a table of where each pixel goes. Unfolded, those reads are the 4
+    /// channels' planes; folded, each channel's padded plane is made first and read at the taps'
+    /// offsets. Writing each byte into its slot, row by row, took 13% of the int8-static
+    /// digits_cnn run at batch 64 (perf): its rows are 4 and 8 pixels, so the per-row work and the
+    /// byte stores dominated.
+    fn new(x: &[u8], zero: u8, geometry: &Geometry, fold: usize, stride: usize, slack: usize) -> Quads {
+        struct Build<'a>(&'a [u8], u8, &'a Geometry, usize, usize, usize);
+        impl pulp::WithSimd for Build<'_> {
+            type Output = Quads;
+            // Inlined into pulp's per-instruction-set entry points, so that the loops are compiled
+            // with their target features (the release binary's baseline is SSE2).
+            #[inline(always)]
+            fn with_simd<S: pulp::Simd>(self, _simd: S) -> Quads {
+                let Build(x, zero, geometry, fold, stride, slack) = self;
+                Quads::build(x, zero, geometry, fold, stride, slack)
+            }
+        }
+        pulp::Arch::new().dispatch(Build(x, zero, geometry, fold, stride, slack))
+    }
+
+    #[inline(always)]
+    fn build(x: &[u8], zero: u8, geometry: &Geometry, fold: usize, stride: usize, slack: usize) -> Quads {
         let [n, c, h, w] = geometry.x;
         let padding = geometry.window.padding;
-        let quads = c.div_ceil(4);
+        let dilation = geometry.window.dilations[1];
+        let slots = c * fold;
+        let quads = slots.div_ceil(4);
         let plane = (h + padding[0].0 + padding[0].1) * stride + slack;
-        // Every position starts as padding, a fill of one i32 per quad plane (the zero point in its
-        // real channels); the image's bytes are then written over it through a byte view. Filling
-        // byte by byte per channel and converting the bytes to i32 after took 11% of the int8-static
-        // digits_cnn run at batch 8 (perf).
-        let padding_quad = |quad: usize| i32::from_le_bytes(std::array::from_fn(|k| if quad * 4 + k < c { zero } else { 0 }));
+        let padding_quad = |quad: usize| i32::from_le_bytes(std::array::from_fn(|k| if quad * 4 + k < slots { zero } else { 0 }));
         let mut values = Vec::with_capacity(n * quads * plane);
         for _ in 0..n {
             for quad in 0..quads {
                 values.extend(std::iter::repeat_n(padding_quad(quad), plane));
             }
         }
-        let bytes: &mut [u8] = pulp::bytemuck::cast_slice_mut(&mut values);
-        for (index, source) in x.chunks_exact(h * w).enumerate() {
-            let (image, channel) = (index / c, index % c);
-            let target = &mut bytes[(image * quads + channel / 4) * plane * 4..][..plane * 4];
-            for (y, line) in source.chunks_exact(w).enumerate() {
-                let start = (y + padding[0].0) * stride + padding[1].0;
-                for (quad, &value) in target[start * 4..(start + w) * 4].chunks_exact_mut(4).zip(line) {
-                    quad[channel % 4] = value;
+        let pixels = h * w;
+        let targets: Vec<usize> =
+            (0..pixels).map(|pixel| (pixel / w + padding[0].0) * stride + padding[1].0 + pixel % w).collect();
+        if fold == 1 {
+            // Slots past the channels read the padding quad's 0.
+            let zeros = vec![0u8; pixels];
+            let mut quad_values = vec![0i32; pixels];
+            for (image, out) in values.chunks_exact_mut(quads * plane).enumerate() {
+                let channels = &x[image * c * pixels..][..c * pixels];
+                for (quad, out) in out.chunks_exact_mut(plane).enumerate() {
+                    let slot = |k: usize| channels.chunks_exact(pixels).nth(quad * 4 + k).unwrap_or(&zeros);
+                    interleave(&mut quad_values, [slot(0), slot(1), slot(2), slot(3)]);
+                    for (&value, &target) in quad_values.iter().zip(&targets) {
+                        out[target] = value;
+                    }
                 }
+            }
+            return Quads { values, quads, stride, plane };
+        }
+        // Each channel's padded plane, with the positions that folded slots read past its end.
+        let padded_len = plane + (fold - 1) * dilation;
+        let mut padded = vec![zero; c * padded_len];
+        let zeros = vec![0u8; plane];
+        for (image, out) in values.chunks_exact_mut(quads * plane).enumerate() {
+            for (source, target) in
+                x[image * c * pixels..][..c * pixels].chunks_exact(pixels).zip(padded.chunks_exact_mut(padded_len))
+            {
+                for (&value, &position) in source.iter().zip(&targets) {
+                    target[position] = value;
+                }
+            }
+            for (quad, out) in out.chunks_exact_mut(plane).enumerate() {
+                let slot = |k: usize| match quad * 4 + k {
+                    slot if slot < slots => &padded[(slot / fold) * padded_len + (slot % fold) * dilation..][..plane],
+                    _ => &zeros[..],
+                };
+                interleave(out, [slot(0), slot(1), slot(2), slot(3)]);
             }
         }
         Quads { values, quads, stride, plane }
+    }
+}
+
+/// `out[i]` = the little-endian i32 of the 4 bytes `bytes[k][i]`.
+#[inline(always)]
+fn interleave(out: &mut [i32], bytes: [&[u8]; 4]) {
+    let len = out.len();
+    let [b0, b1, b2, b3] = bytes.map(|bytes| &bytes[..len]);
+    for (i, out) in out.iter_mut().enumerate() {
+        *out = i32::from(b0[i]) | i32::from(b1[i]) << 8 | i32::from(b2[i]) << 16 | (u32::from(b3[i]) << 24) as i32;
     }
 }
 
@@ -676,18 +785,23 @@ mod tests {
         // and widths that leave a pixel-block tail.
         type Case = ([usize; 4], [usize; 4], [usize; 2], [usize; 2], [(usize, usize); 2]);
         let (mut clipped, mut kept) = (false, false);
-        // The first five gather their pixels (`run_gathered`); the sixth, dilated wide enough that
-        // 16 pixels span more than 32 positions, runs the planes, and the last (stride 2 on a wide
-        // image) the blocks; `Gather::new` is asserted to decide so.
-        let cases: [Case; 7] = [
+        // The first five gather their pixels (`run_gathered`); the next two, on images wide enough
+        // that 16 pixels span more than 32 positions, run the planes, and the last two (stride 2
+        // on a wide image) the blocks; `Gather::new` is asserted to decide so. Each path sees
+        // weights with their horizontal taps folded into the quads (`fold_for`) and without.
+        let cases: [Case; 9] = [
             ([2, 1, 8, 8], [16, 1, 3, 3], [1, 1], [1, 1], [(1, 1), (1, 1)]),
             ([2, 16, 4, 4], [32, 16, 3, 3], [1, 1], [1, 1], [(1, 1), (1, 1)]),
             ([1, 5, 7, 9], [37, 5, 3, 2], [2, 1], [1, 2], [(0, 2), (1, 0)]),
             ([3, 3, 5, 6], [7, 3, 1, 1], [1, 2], [1, 1], [(0, 0), (0, 0)]),
             ([1, 9, 6, 5], [60, 9, 3, 3], [1, 1], [2, 1], [(2, 2), (1, 1)]),
             ([1, 3, 6, 30], [20, 3, 3, 3], [1, 1], [1, 9], [(1, 1), (1, 1)]),
+            ([1, 2, 6, 30], [20, 2, 3, 3], [1, 1], [1, 9], [(1, 0), (0, 1)]),
             ([2, 4, 9, 40], [17, 4, 3, 3], [2, 2], [1, 1], [(1, 1), (1, 1)]),
+            ([2, 1, 9, 40], [17, 1, 3, 5], [2, 3], [1, 2], [(0, 1), (3, 0)]),
         ];
+        let folded = cases.map(|(_, [_, c, _, kw], ..)| fold_for(c, kw) > 1);
+        assert_eq!(folded, [true, false, true, false, true, false, true, false, true]);
         let gathered = |(x_shape, w_shape, strides, dilations, padding): Case| {
             let size = |input: usize, axis: usize, k: usize| {
                 (input + padding[axis].0 + padding[axis].1 - (k - 1) * dilations[axis] - 1) / strides[axis] + 1
@@ -695,7 +809,7 @@ mod tests {
             let output = [size(x_shape[2], 0, w_shape[2]), size(x_shape[3], 1, w_shape[3])];
             crate::kernels::Gather::new(output, strides, x_shape[3] + padding[1].0 + padding[1].1).is_some()
         };
-        assert_eq!(cases.map(gathered), [true, true, true, true, true, false, false]);
+        assert_eq!(cases.map(gathered), [true, true, true, true, true, false, false, false, false]);
         for (x_shape, w_shape, strides, dilations, padding) in cases {
             let [n, c, h, wd] = x_shape;
             let [filters, _, kh, kw] = w_shape;
