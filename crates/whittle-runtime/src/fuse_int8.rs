@@ -42,7 +42,10 @@
 //! column: 0.54-1.61x fp32 on AVX-512). What is left: quantizing each layer's input is about a
 //! fifth of the MLP's int8 run at batch 64 (a reciprocal with a tie check measured no faster than
 //! the division); in the transformer the fused layers are about a third of a run, the rest
-//! (Erf, Softmax, LayerNormalization, attention products, reshapes) is f32 either way.
+//! (Erf, Softmax, LayerNormalization, attention products, reshapes) is f32 either way. Chained
+//! layers handing each other quantized bytes from the kernels' epilogues (with digits_cnn's
+//! MaxPool pooling the bytes) measured no faster at batch 64 and were not kept: see
+//! ARCHITECTURE.md.
 
 use std::borrow::Cow;
 
