@@ -37,9 +37,9 @@
 //! by 0.2 between runs on this shared 2-vCPU machine at load 5-8). Since then the layers that feed
 //! only each other run as one chain ([`chain_int8`]), a MatMul takes the bias Add after it, and on
 //! AVX512-VNNI the products and convolutions with symmetric weights run whittle's own loops with
-//! the epilogue in registers (`kernels::vnni`): int8-static is 0.46-0.79x fp32 in the table at
-//! batch 1, 8 and 64 (digits_cnn at batch 1: 1.00-1.02x, its steps' fixed costs). On AVX2
-//! without VNNI the same layers run `kernels::madd` (the table's AVX2 column: 0.43-1.72x fp32 on
+//! the epilogue in registers (`kernels::vnni`): int8-static is 0.49-0.90x fp32 in the table at
+//! batch 1, 8 and 64 (nearest 1.0: digits_cnn at batch 1, its steps' fixed costs). On AVX2
+//! without VNNI the same layers run `kernels::madd` (the table's AVX2 column: 0.54-1.71x fp32 on
 //! AVX-512). What is left: quantizing each layer's input is about a
 //! fifth of the MLP's int8 run at batch 64 (a reciprocal with a tie check measured no faster than
 //! the division); in the transformer the fused layers are about a third of a run, the rest
