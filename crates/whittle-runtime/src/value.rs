@@ -179,6 +179,11 @@ pub struct Value {
 }
 
 impl Value {
+    /// The value holding `tensor` (burn's, already of the held type for `dtype`) with `shape`.
+    fn held(tensor: BridgeTensor, dtype: DataType, shape: Vec<usize>) -> Value {
+        Value { tensor: Box::new(tensor), dtype, shape }
+    }
+
     /// Uploads a host tensor to `device`, keeping its dtype.
     pub(crate) fn from_ir(tensor: &whittle_ir::Tensor, device: &Device) -> Result<Value, OpError> {
         let Some((dtype, kind)) = held_dtype(tensor.dtype) else {
@@ -221,7 +226,7 @@ impl Value {
             ElementKind::Int => Tensor::<D, Int>::from_data(data, (device, dtype)).into_bridge(),
             ElementKind::Bool => Tensor::<D, Bool>::from_data(data, (device, dtype)).into_bridge(),
         });
-        Ok(Value { tensor: Box::new(bridge), dtype: tensor.dtype, shape })
+        Ok(Value::held(bridge, tensor.dtype, shape))
     }
 
     /// Downloads the value into a host tensor called `name`.
@@ -286,7 +291,7 @@ impl Value {
         check_device_dtype(burn, dtype, device)?;
         let data = TensorData::new(values, burn_shape(shape));
         let bridge = with_rank!(shape.len().max(1), D => Tensor::<D, Float>::from_data(data, (device, burn)).into_bridge());
-        Ok(Value { tensor: Box::new(bridge), dtype, shape: shape.to_vec() })
+        Ok(Value::held(bridge, dtype, shape.to_vec()))
     }
 
     /// Wraps an integer tensor produced by an op.
@@ -331,7 +336,7 @@ impl Value {
         let data = TensorData::try_from_bytes_vec(storage, burn_shape.clone(), held)
             .map_err(|err| OpError::new(format!("codes do not match shape {shape:?}: {err:?}")))?;
         let bridge = with_rank!(burn_shape.len(), D => Tensor::<D, Int>::from_data(data, (device, held)).into_bridge());
-        Ok(Value { tensor: Box::new(bridge), dtype, shape: shape.to_vec() })
+        Ok(Value::held(bridge, dtype, shape.to_vec()))
     }
 
     /// The same tensor under another dtype held the same way; for 4- and 2-bit integers, whose
@@ -375,7 +380,7 @@ impl Value {
             check_device_dtype(tensor.dtype(), dtype, &tensor.device())?;
         }
         // Every op result passes here, so the re-tag covers all kinds and constructors at once.
-        Ok(Value { tensor: Box::new(retag(tensor).into_bridge()), dtype, shape })
+        Ok(Value::held(retag(tensor).into_bridge(), dtype, shape))
     }
 
     /// An int64 value of `shape` holding `values`, made on the host (shapes, sizes, indices).
@@ -391,7 +396,7 @@ impl Value {
         check_device_dtype(DType::I64, DataType::I64, device)?;
         let data = TensorData::new(values, burn_shape.clone());
         let bridge = with_rank!(burn_shape.len(), D => Tensor::<D, Int>::from_data(data, (device, DType::I64)).into_bridge());
-        Ok(Value { tensor: Box::new(bridge), dtype: DataType::I64, shape: shape.to_vec() })
+        Ok(Value::held(bridge, DataType::I64, shape.to_vec()))
     }
 
     /// The elements of a numeric tensor as f64, for small inputs read on the host (Range's bounds,
@@ -435,7 +440,7 @@ impl Value {
             ElementKind::Int => Tensor::<D, Int>::from_bridge(tensor).to_device(device).into_bridge(),
             ElementKind::Bool => Tensor::<D, Bool>::from_bridge(tensor).to_device(device).into_bridge(),
         });
-        Ok(Value { tensor: Box::new(tensor), dtype, shape })
+        Ok(Value::held(tensor, dtype, shape))
     }
 
     /// The float value as a leaf of the autodiff tape whose gradient a backward pass keeps
@@ -457,7 +462,7 @@ impl Value {
         let Value { tensor, dtype, shape } = self;
         let tensor = *tensor;
         let tensor = with_rank!(shape.len().max(1), D => Tensor::<D, Float>::from_bridge(tensor).detach().into_bridge());
-        Value { tensor: Box::new(tensor), dtype, shape }
+        Value::held(tensor, dtype, shape)
     }
 
     /// The gradient `grads` holds for this value, a leaf made by [`Value::require_grad`] (a
@@ -469,7 +474,7 @@ impl Value {
         }
         let tensor =
             with_rank!(self.burn_rank(), D => Tensor::<D, Float>::from_bridge((*self.tensor).clone()).grad(grads)?.into_bridge());
-        Some(Value { tensor: Box::new(tensor), dtype: self.dtype, shape: self.shape.clone() })
+        Some(Value::held(tensor, self.dtype, self.shape.clone()))
     }
 
     /// A value of `dtype` and `shape` with no elements (a size in `shape` is 0).
@@ -578,7 +583,7 @@ impl Value {
             Some(ElementKind::Bool) => reshape_kind::<Bool>(tensor, source_rank, &target),
             None => unreachable!("value of dtype {dtype} has no burn kind"),
         };
-        Ok(Value { tensor: Box::new(bridge), dtype, shape: shape.to_vec() })
+        Ok(Value::held(bridge, dtype, shape.to_vec()))
     }
 
     /// The shape with leading 1s up to `rank`, as ONNX's multidirectional broadcasting aligns shapes.

@@ -194,11 +194,12 @@ pub(crate) fn run(x: &[u8], x_zero: u8, geometry: &Geometry, weights: &VnniWeigh
     let width = w + padding[1].0 + padding[1].1;
     #[cfg(target_arch = "x86_64")]
     if available() {
+        // `zx * sum(w)` per filter, taken off every sum.
+        let terms: Vec<i32> = weights.sums.iter().map(|&sum| i32::from(x_zero).wrapping_mul(sum)).collect();
         if let Some(gather) = crate::kernels::Gather::new([oh, ow], strides, width) {
             let reach = (kh - 1) * dilations[0] * width + (kw - 1) * dilations[1];
             let input = Quads::new(x, x_zero, geometry, weights.fold, width, crate::kernels::GATHER_SPAN + reach);
             let mut out = vec![0.0f32; n * filters * positions];
-            let terms: Vec<i32> = weights.sums.iter().map(|&sum| i32::from(x_zero).wrapping_mul(sum)).collect();
             // SAFETY: `run_gathered` needs AVX-512F and AVX512-VNNI, which `available` found on
             // this CPU; everything it does besides those instructions is safe Rust.
             #[allow(unsafe_code)]
@@ -210,7 +211,6 @@ pub(crate) fn run(x: &[u8], x_zero: u8, geometry: &Geometry, weights: &VnniWeigh
         if strides == [1, 1] {
             let input = Quads::new(x, x_zero, geometry, weights.fold, width, LANES + (kw - 1) * dilations[1]);
             let mut out = vec![0.0f32; n * filters * positions];
-            let terms: Vec<i32> = weights.sums.iter().map(|&sum| i32::from(x_zero).wrapping_mul(sum)).collect();
             // SAFETY: `run_planes` needs AVX-512F and AVX512-VNNI, which `available` found on this
             // CPU; everything it does besides those instructions is safe Rust.
             #[allow(unsafe_code)]
@@ -226,7 +226,7 @@ pub(crate) fn run(x: &[u8], x_zero: u8, geometry: &Geometry, weights: &VnniWeigh
         unsafe {
             run_avx512(&input, geometry, weights, &mut sums)
         };
-        subtract_zero_terms(&mut sums, x_zero, weights);
+        subtract_zero_terms(&mut sums, &terms, weights.stride());
         let layout = ProductLayout::Pixels { filters, stride: weights.stride(), positions };
         return Some(int8::dequantize(&sums, layout, epilogue.multipliers, epilogue.bias, epilogue.activation));
     }
@@ -258,13 +258,13 @@ impl Quads {
     /// `fold` horizontal taps per channel (see [`fold_for`]): slot `channel * fold + kx` of a
     /// position holds the padded image's byte `kx * dilation` positions further on.
     ///
-    /// Every position starts as the padding quad (the zero point in the real slots); the pixels'
-    /// quads are then built 4 slots at a time by contiguous reads, which the compiler vectorizes,
-    /// and stored through a table of where each pixel goes. Unfolded, those reads are the 4
-    /// channels' planes; folded, each channel's padded plane is made first and read at the taps'
-    /// offsets. Writing each byte into its slot, row by row, took 13% of the int8-static
-    /// digits_cnn run at batch 64 (perf): its rows are 4 and 8 pixels, so the per-row work and the
-    /// byte stores dominated.
+    /// Quads are built 4 slots at a time by contiguous reads, which the compiler vectorizes.
+    /// Unfolded, those reads are the 4 channels' planes and the pixels' quads are stored through a
+    /// table of where each pixel goes, over a fill of the padding quad (the zero point in the real
+    /// slots); folded, each channel's padded plane is made first and read at the taps' offsets.
+    /// Writing each byte into its slot, row by row, took 13% of the int8-static digits_cnn run at
+    /// batch 64 (perf): its rows are 4 and 8 pixels, so the per-row work and the byte stores
+    /// dominated.
     fn new(x: &[u8], zero: u8, geometry: &Geometry, fold: usize, stride: usize, slack: usize) -> Quads {
         struct Build<'a>(&'a [u8], u8, &'a Geometry, usize, usize, usize);
         impl pulp::WithSimd for Build<'_> {
@@ -288,17 +288,19 @@ impl Quads {
         let slots = c * fold;
         let quads = slots.div_ceil(4);
         let plane = (h + padding[0].0 + padding[0].1) * stride + slack;
-        let padding_quad = |quad: usize| i32::from_le_bytes(std::array::from_fn(|k| if quad * 4 + k < slots { zero } else { 0 }));
-        let mut values = Vec::with_capacity(n * quads * plane);
-        for _ in 0..n {
-            for quad in 0..quads {
-                values.extend(std::iter::repeat_n(padding_quad(quad), plane));
-            }
-        }
         let pixels = h * w;
         let targets: Vec<usize> =
             (0..pixels).map(|pixel| (pixel / w + padding[0].0) * stride + padding[1].0 + pixel % w).collect();
         if fold == 1 {
+            // Every position starts as the padding quad; the pixels' quads are stored over it.
+            let padding_quad =
+                |quad: usize| i32::from_le_bytes(std::array::from_fn(|k| if quad * 4 + k < slots { zero } else { 0 }));
+            let mut values = Vec::with_capacity(n * quads * plane);
+            for _ in 0..n {
+                for quad in 0..quads {
+                    values.extend(std::iter::repeat_n(padding_quad(quad), plane));
+                }
+            }
             // Slots past the channels read the padding quad's 0.
             let zeros = vec![0u8; pixels];
             let mut quad_values = vec![0i32; pixels];
@@ -314,7 +316,9 @@ impl Quads {
             }
             return Quads { values, quads, stride, plane };
         }
-        // Each channel's padded plane, with the positions that folded slots read past its end.
+        // Each channel's padded plane, with the positions that folded slots read past its end; every
+        // quad position is then interleaved from them, padding included.
+        let mut values = vec![0i32; n * quads * plane];
         let padded_len = plane + (fold - 1) * dilation;
         let mut padded = vec![zero; c * padded_len];
         let zeros = vec![0u8; plane];
@@ -349,10 +353,9 @@ fn interleave(out: &mut [i32], bytes: [&[u8]; 4]) {
 }
 
 /// `- zx * sum(w)` for every filter's accumulators (`[pixels, stride]`).
-fn subtract_zero_terms(out: &mut [i32], x_zero: u8, weights: &VnniWeights) {
-    let terms: Vec<i32> = weights.sums.iter().map(|&sum| i32::from(x_zero).wrapping_mul(sum)).collect();
-    for pixel in out.chunks_exact_mut(weights.stride()) {
-        for (value, &term) in pixel.iter_mut().zip(&terms) {
+fn subtract_zero_terms(out: &mut [i32], terms: &[i32], stride: usize) {
+    for pixel in out.chunks_exact_mut(stride) {
+        for (value, &term) in pixel.iter_mut().zip(terms) {
             *value = value.wrapping_sub(term);
         }
     }
