@@ -395,21 +395,20 @@ impl ActivationQuant {
     /// 17.4 us, transformer_tiny at batch 8: 333 against 332 us, alternating builds), so the loop is
     /// bound by its other operations, not by `vdivps`.
     pub fn quantize(&self, values: &[f32]) -> Vec<u8> {
-        struct Quantize<'a>(&'a ActivationQuant, &'a [f32], Vec<u8>);
+        struct Quantize<'a>(&'a ActivationQuant, &'a [f32]);
         impl pulp::WithSimd for Quantize<'_> {
             type Output = Vec<u8>;
             #[inline(always)]
             fn with_simd<S: pulp::Simd>(self, _simd: S) -> Vec<u8> {
-                let Quantize(quant, values, mut out) = self;
+                let Quantize(quant, values) = self;
                 let (range, offset) = if quant.signed { ([-128.0, 127.0], 128.0) } else { ([0.0, 255.0], 0.0) };
                 let zero_point = quant.zero_point as f32;
-                for (byte, &value) in out.iter_mut().zip(values) {
-                    *byte = quantize_one(value, quant.scale, zero_point, range, offset);
-                }
-                out
+                // Collected, not written over a zero-filled buffer: the fill was a tenth of this
+                // step.
+                values.iter().map(|&value| quantize_one(value, quant.scale, zero_point, range, offset)).collect()
             }
         }
-        pulp::Arch::new().dispatch(Quantize(self, values, vec![0u8; values.len()]))
+        pulp::Arch::new().dispatch(Quantize(self, values))
     }
 
     /// The zero point in the kernel's u8.

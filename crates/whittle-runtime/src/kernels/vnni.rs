@@ -1,7 +1,8 @@
 //! Exact u8 x i8 -> i32 products on AVX512-VNNI (`vpdpbusd`) for the fused layers of int8 models:
 //! direct 2-D convolution ([`run`]) and products with constant weights ([`gemm`]), each with its
 //! epilogue (scales, bias, Relu) in registers. The one module of the workspace with `unsafe` code:
-//! calls into `#[target_feature]` functions after the CPU was seen to have those features.
+//! calls into `#[target_feature]` functions after the CPU was seen to have those features, and
+//! [`gemm`]'s `set_len` of an output its kernel wrote whole, which spares zero-filling it first.
 //!
 //! Why: through rten-gemm an int8 convolution is an im2col matrix that rten packs again on every
 //! call (its packed layout is opaque), so on digits_cnn the data movement around the product cost
@@ -24,6 +25,7 @@
 //! `sum(w)` per filter computed once.
 
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 use crate::kernels::int8::{self, ProductLayout};
 use crate::kernels::Activation;
@@ -558,16 +560,28 @@ fn run_blocks<const BLOCKS: usize, const PIXELS: usize>(
 }
 
 /// A constant right operand `[k, n]` of a product (the kernel's i8, zero points 0) laid out for
-/// [`gemm`]: for every quad of rows `4q ..` and block of 16 columns, 64 bytes holding each column's
-/// 4 values of that quad (zeros past `k` and `n`), with each column's sum.
+/// [`gemm`]: its blocks of 16 columns in groups of `group` (see [`group_for`]), and for every group
+/// and quad of rows `4q ..`, each block's 64 bytes holding each column's 4 values of that quad
+/// (zeros past `k` and `n`), so that one group's loop reads its weights in one forward pass; with
+/// each column's sum.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct VnniMatrix {
-    blocks: Vec<[i8; 64]>,
+    panels: Vec<[i8; 64]>,
     sums: Vec<i32>,
     k: usize,
     n: usize,
-    /// Blocks of 16 columns, even where two are computed together.
-    column_blocks: usize,
+    /// Blocks of 16 columns computed together: 1 to 4.
+    group: usize,
+    groups: usize,
+}
+
+/// The blocks of 16 columns that [`gemm`] keeps in registers together, out of `blocks`: all of
+/// them up to 4, else the group of 4, 3 or 2 that pads the fewest blocks (the larger on a tie).
+fn group_for(blocks: usize) -> usize {
+    if blocks <= 4 {
+        return blocks;
+    }
+    [4, 3, 2].into_iter().min_by_key(|&group| blocks.next_multiple_of(group)).unwrap_or(4)
 }
 
 impl VnniMatrix {
@@ -577,16 +591,20 @@ impl VnniMatrix {
         if !available() || zero.is_some_and(|zero| zero.iter().any(|&value| value != 0)) || values.len() != k * n || k * n == 0 {
             return None;
         }
-        let column_blocks = if n > LANES { n.div_ceil(2 * LANES) * 2 } else { 1 };
-        let mut blocks = vec![[0i8; 64]; k.div_ceil(4) * column_blocks];
-        let mut sums = vec![0i32; n];
+        let group = group_for(n.div_ceil(LANES));
+        let groups = n.div_ceil(LANES).div_ceil(group);
+        let quads = k.div_ceil(4);
+        let mut panels = vec![[0i8; 64]; groups * quads * group];
+        let mut sums = vec![0i32; groups * group * LANES];
         for (row, values) in values.chunks_exact(n).enumerate() {
             for (column, &value) in values.iter().enumerate() {
-                blocks[(row / 4) * column_blocks + column / LANES][(column % LANES) * 4 + row % 4] = value;
+                let block = column / LANES;
+                let at = ((block / group) * quads + row / 4) * group + block % group;
+                panels[at][(column % LANES) * 4 + row % 4] = value;
                 sums[column] += i32::from(value);
             }
         }
-        Some(VnniMatrix { blocks, sums, k, n, column_blocks })
+        Some(VnniMatrix { panels, sums, k, n, group, groups })
     }
 
     pub fn k(&self) -> usize {
@@ -595,6 +613,17 @@ impl VnniMatrix {
 
     pub fn n(&self) -> usize {
         self.n
+    }
+
+    /// The rows [`gemm`] computes together: 24 accumulators where the group allows (of the 32
+    /// registers, with the group's weights and one broadcast), 8 rows for a single block.
+    fn rows(&self) -> usize {
+        match self.group {
+            2 => 12,
+            3 => 8,
+            4 => 6,
+            _ => 8,
+        }
     }
 }
 
@@ -605,25 +634,15 @@ impl VnniMatrix {
 /// Why: rten-gemm packs the activations on every call with a scalar byte loop and computes 8 rows
 /// at a time however few there are, then whittle dequantized in another pass; on int8-static
 /// digits_mlp at batch 64 that packing, the passes around the product and their buffers took
-/// three times the product's time (perf). Here the rows are read in place, 4 bytes broadcast per
-/// `vpdpbusd` against 16 columns, and the epilogue runs in registers.
+/// three times the product's time (perf). Here a block of rows is interleaved once into a small
+/// panel (4 bytes of each row per quad, side by side), each quad's 4 bytes are broadcast per
+/// `vpdpbusd` against the group's blocks of 16 columns, and the epilogue runs in registers.
 pub(crate) fn gemm(x: &[u8], x_zero: u8, m: usize, b: &VnniMatrix, epilogue: &Epilogue<'_>) -> Option<Vec<f32>> {
     if x.len() != m * b.k || epilogue.multipliers.len() != b.n || epilogue.bias.is_some_and(|bias| bias.len() != b.n) {
         return None;
     }
-    let quads = b.k.div_ceil(4);
-    // The rows are read in place as quads of bytes; where K is not a multiple of 4 they are copied
-    // once, completed with zeros (whose weights are 0).
-    let completed: Vec<u8>;
-    let rows = if b.k.is_multiple_of(4) {
-        x
-    } else {
-        completed =
-            x.chunks_exact(b.k).flat_map(|row| row.iter().copied().chain(std::iter::repeat_n(0, quads * 4 - b.k))).collect();
-        &completed
-    };
-    // Per column, padded to whole blocks: the zero-point term, the multiplier and the bias.
-    let columns = b.column_blocks * LANES;
+    // Per column, padded to whole groups: the zero-point term, the multiplier and the bias.
+    let columns = b.sums.len();
     let pad = |values: &mut Vec<f32>| values.resize(columns, 0.0);
     let mut multipliers = epilogue.multipliers.to_vec();
     pad(&mut multipliers);
@@ -631,36 +650,46 @@ pub(crate) fn gemm(x: &[u8], x_zero: u8, m: usize, b: &VnniMatrix, epilogue: &Ep
     if epilogue.bias.is_some() {
         pad(&mut bias);
     }
-    let mut terms: Vec<i32> = b.sums.iter().map(|&sum| i32::from(x_zero).wrapping_mul(sum)).collect();
-    terms.resize(columns, 0);
+    let terms: Vec<i32> = b.sums.iter().map(|&sum| i32::from(x_zero).wrapping_mul(sum)).collect();
     let columns = Columns { terms: &terms, multipliers: &multipliers, bias: (!bias.is_empty()).then_some(&bias[..]) };
-    let mut out = vec![0.0f32; m * b.n];
     #[cfg(target_arch = "x86_64")]
     if available() {
         use rayon::prelude::*;
         let relu = matches!(epilogue.activation, Some(Activation::Relu));
         let threads = rayon::current_num_threads();
+        // The output is written once, by the kernel: zero-filling it first (`vec![0.0; _]`) took
+        // 5% of int8-static transformer_tiny's run at batch 64 (perf, memset).
+        let mut out: Vec<f32> = Vec::with_capacity(m * b.n);
+        let slots = &mut out.spare_capacity_mut()[..m * b.n];
         // Below about 16M multiply-adds a second thread costs more than it saves; above, the rows
-        // are shared out in blocks of 8. From 2M, int8-static transformer_tiny at batch 64 (its
+        // are shared out in whole blocks. From 2M, int8-static transformer_tiny at batch 64 (its
         // 1024x64x64 products split) ran 3.55 ms a run at 2 threads against 3.05 unsplit, above
         // its fp32 (3.46) and its own 1-thread run (2.99), on this 2-vCPU machine.
-        if threads > 1 && m > 8 && m * b.k * b.n >= PARALLEL_PRODUCT {
-            let task_rows = m.div_ceil(threads).next_multiple_of(8);
-            out.par_chunks_mut(task_rows * b.n).zip(rows.par_chunks(task_rows * quads * 4)).for_each(|(out, rows)| {
+        if threads > 1 && m > b.rows() && m * b.k * b.n >= PARALLEL_PRODUCT {
+            let task_rows = m.div_ceil(threads).next_multiple_of(b.rows());
+            slots.par_chunks_mut(task_rows * b.n).zip(x.par_chunks(task_rows * b.k)).for_each(|(out, rows)| {
                 // SAFETY: `run_gemm` needs AVX-512F and AVX512-VNNI, which `available` found on
                 // this CPU; everything it does besides those instructions is safe Rust.
                 #[allow(unsafe_code)]
                 unsafe {
-                    run_gemm(rows, quads, out.len() / b.n, b, &columns, relu, out)
+                    run_gemm(rows, out.len() / b.n, b, &columns, relu, out)
                 };
             });
         } else {
             // SAFETY: as above.
             #[allow(unsafe_code)]
             unsafe {
-                run_gemm(rows, quads, m, b, &columns, relu, &mut out)
+                run_gemm(x, m, b, &columns, relu, slots)
             };
         }
+        // SAFETY: `run_gemm` wrote all `m * n` slots: `run_gemm_rows` runs `run_gemm_block` on
+        // row blocks that cover `0..m`, and each stores every one of its `count` rows through
+        // every group, each block of 16 columns below `n` stored whole or, the last, up to `n`
+        // (the test `products_are_exact_with_the_epilogue_of_dequantize` compares every value).
+        #[allow(unsafe_code)]
+        unsafe {
+            out.set_len(m * b.n)
+        };
         return Some(out);
     }
     None
@@ -673,6 +702,7 @@ const PARALLEL_PRODUCT: usize = 1 << 24;
 /// bias]`, then the Relu, where `value <= 0` (false for NaN) becomes 0.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
+#[inline]
 fn finish(
     sum: std::arch::x86_64::__m512i,
     term: std::arch::x86_64::__m512i,
@@ -694,79 +724,123 @@ fn finish(
     }
 }
 
-/// [`gemm`]'s per-column constants, padded to whole blocks of 16.
+/// [`gemm`]'s per-column constants, padded to whole groups.
 struct Columns<'a> {
     terms: &'a [i32],
     multipliers: &'a [f32],
     bias: Option<&'a [f32]>,
 }
 
-/// [`gemm`]'s loop: two blocks of 16 columns and 4 rows in registers where there are more than 16
-/// columns, else one block and 8 rows.
+/// [`gemm`]'s loop over its blocks of rows, on the group size of `b` with its rows per block
+/// ([`VnniMatrix::rows`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vnni")]
-fn run_gemm(rows: &[u8], quads: usize, m: usize, b: &VnniMatrix, columns: &Columns<'_>, relu: bool, out: &mut [f32]) {
-    if b.column_blocks > 1 {
-        run_gemm_blocks::<2, 4>(rows, quads, m, b, columns, relu, out);
-    } else {
-        run_gemm_blocks::<1, 8>(rows, quads, m, b, columns, relu, out);
+fn run_gemm(x: &[u8], m: usize, b: &VnniMatrix, columns: &Columns<'_>, relu: bool, out: &mut [MaybeUninit<f32>]) {
+    match b.group {
+        1 => run_gemm_rows::<1, 8>(x, m, b, columns, relu, out),
+        2 => run_gemm_rows::<2, 12>(x, m, b, columns, relu, out),
+        3 => run_gemm_rows::<3, 8>(x, m, b, columns, relu, out),
+        _ => run_gemm_rows::<4, 6>(x, m, b, columns, relu, out),
     }
 }
 
-/// [`run_gemm`] with `BLOCKS` blocks of 16 columns and `ROWS` rows in registers.
+/// [`run_gemm`] with `GROUP` blocks of columns and `ROWS` rows in registers; a last block of
+/// fewer rows runs on 4, 2 or 1 where that covers it, so that a product of one row does not
+/// compute `ROWS`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vnni")]
-#[allow(clippy::too_many_arguments)]
-fn run_gemm_blocks<const BLOCKS: usize, const ROWS: usize>(
-    rows: &[u8],
-    quads: usize,
+fn run_gemm_rows<const GROUP: usize, const ROWS: usize>(
+    x: &[u8],
     m: usize,
     b: &VnniMatrix,
     columns: &Columns<'_>,
     relu: bool,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
+) {
+    let whole = m - m % ROWS;
+    let mut panel = Vec::new();
+    for first in (0..whole).step_by(ROWS) {
+        run_gemm_block::<GROUP, ROWS>(x, first, ROWS, b, columns, relu, out, &mut panel);
+    }
+    let count = m - whole;
+    match count {
+        0 => {}
+        1 => run_gemm_block::<GROUP, 1>(x, whole, count, b, columns, relu, out, &mut Vec::new()),
+        2 => run_gemm_block::<GROUP, 2>(x, whole, count, b, columns, relu, out, &mut Vec::new()),
+        3 | 4 if ROWS > 4 => run_gemm_block::<GROUP, 4>(x, whole, count, b, columns, relu, out, &mut Vec::new()),
+        _ => run_gemm_block::<GROUP, ROWS>(x, whole, count, b, columns, relu, out, &mut panel),
+    }
+}
+
+/// Rows `first .. first + count` (`count <= ROWS`) of the product through every group of
+/// columns: the rows interleaved into `panel` (`[quad][row]`, 4 bytes each; a short block repeats
+/// its last row, whose sums are not stored; zeros past `k`, whose weights are 0), then per group
+/// `ROWS x GROUP` accumulators over all quads, finished and stored.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+fn run_gemm_block<const GROUP: usize, const ROWS: usize>(
+    x: &[u8],
+    first: usize,
+    count: usize,
+    b: &VnniMatrix,
+    columns: &Columns<'_>,
+    relu: bool,
+    out: &mut [MaybeUninit<f32>],
+    panel: &mut Vec<[[u8; 4]; ROWS]>,
 ) {
     use std::arch::x86_64::*;
-    let n = b.n;
-    for first_row in (0..m).step_by(ROWS) {
-        let count = ROWS.min(m - first_row);
-        // A short last block repeats its last row; only `count` rows are stored.
-        let row_quads: [&[u8]; ROWS] = std::array::from_fn(|r| {
-            let row = first_row + r.min(count - 1);
-            &rows[row * quads * 4..(row + 1) * quads * 4]
-        });
-        for first_block in (0..b.column_blocks).step_by(BLOCKS) {
-            let mut sums = [[_mm512_setzero_si512(); BLOCKS]; ROWS];
-            for quad in 0..quads {
-                let at = quad * b.column_blocks + first_block;
-                let w: [__m512i; BLOCKS] = std::array::from_fn(|i| pulp::cast(b.blocks[at + i]));
-                for (sums, row) in sums.iter_mut().zip(&row_quads) {
-                    let x = _mm512_set1_epi32(i32::from_le_bytes(row[quad * 4..quad * 4 + 4].try_into().unwrap_or_default()));
-                    for (sum, &w) in sums.iter_mut().zip(&w) {
-                        *sum = _mm512_dpbusd_epi32(*sum, x, w);
-                    }
+    let (k, n) = (b.k, b.n);
+    let quads = k.div_ceil(4);
+    // Every byte of the panel is written below, so a panel reused from the last block is not
+    // cleared.
+    panel.resize(quads, [[0; 4]; ROWS]);
+    for r in 0..ROWS {
+        let row = first + r.min(count - 1);
+        let (chunks, rest) = x[row * k..(row + 1) * k].as_chunks::<4>();
+        for (quad, &bytes) in panel.iter_mut().zip(chunks) {
+            quad[r] = bytes;
+        }
+        if let Some(last) = panel.last_mut().filter(|_| !rest.is_empty()) {
+            last[r] = [0; 4];
+            last[r][..rest.len()].copy_from_slice(rest);
+        }
+    }
+    for group in 0..b.groups {
+        let weights = b.panels[group * quads * GROUP..(group + 1) * quads * GROUP].as_chunks::<GROUP>().0;
+        let mut sums = [[_mm512_setzero_si512(); GROUP]; ROWS];
+        for (quad, w) in panel.iter().zip(weights) {
+            let mut w_blocks = [_mm512_setzero_si512(); GROUP];
+            for i in 0..GROUP {
+                w_blocks[i] = pulp::cast(w[i]);
+            }
+            for r in 0..ROWS {
+                let x = _mm512_set1_epi32(i32::from_le_bytes(quad[r]));
+                for i in 0..GROUP {
+                    sums[r][i] = _mm512_dpbusd_epi32(sums[r][i], x, w_blocks[i]);
                 }
             }
+        }
+        for i in 0..GROUP {
+            let first_column = (group * GROUP + i) * LANES;
+            if first_column >= n {
+                break;
+            }
+            let width = LANES.min(n - first_column);
+            let load_i32 = |values: &[i32]| -> __m512i {
+                pulp::cast(<[i32; LANES]>::try_from(&values[first_column..first_column + LANES]).unwrap_or_default())
+            };
+            let load_f32 = |values: &[f32]| -> __m512 {
+                pulp::cast(<[f32; LANES]>::try_from(&values[first_column..first_column + LANES]).unwrap_or_default())
+            };
+            let (term, multiplier, bias) = (load_i32(columns.terms), load_f32(columns.multipliers), columns.bias.map(load_f32));
             for (r, sums) in sums.iter().enumerate().take(count) {
-                let row = &mut out[(first_row + r) * n..][..n];
-                for (i, &sum) in sums.iter().enumerate() {
-                    let first = (first_block + i) * LANES;
-                    if first >= n {
-                        break;
-                    }
-                    let load_i32 = |values: &[i32]| -> __m512i {
-                        pulp::cast(<[i32; LANES]>::try_from(&values[first..first + LANES]).unwrap_or_default())
-                    };
-                    let load_f32 = |values: &[f32]| -> __m512 {
-                        pulp::cast(<[f32; LANES]>::try_from(&values[first..first + LANES]).unwrap_or_default())
-                    };
-                    let bias = columns.bias.map(load_f32);
-                    let value = finish(sum, load_i32(columns.terms), load_f32(columns.multipliers), bias, relu);
-                    let lanes: [f32; LANES] = pulp::cast(value);
-                    match row.get_mut(first..first + LANES).and_then(|target| <&mut [f32; LANES]>::try_from(target).ok()) {
-                        Some(target) => *target = lanes,
-                        None => row[first..].iter_mut().zip(lanes).for_each(|(value, lane)| *value = lane),
-                    }
+                let lanes: [f32; LANES] = pulp::cast(finish(sums[i], term, multiplier, bias, relu));
+                let at = (first + r) * n + first_column;
+                // Slot by slot: `write_copy_of_slice` compiled to a `memcpy` call per store.
+                match <&mut [MaybeUninit<f32>; LANES]>::try_from(&mut out[at..at + width]) {
+                    Ok(target) => target.iter_mut().zip(lanes).for_each(|(slot, lane)| _ = slot.write(lane)),
+                    Err(_) => out[at..at + width].iter_mut().zip(lanes).for_each(|(slot, lane)| _ = slot.write(lane)),
                 }
             }
         }
@@ -892,9 +966,24 @@ mod tests {
         if !available() {
             return;
         }
-        // One block of 16 columns (10), two and a tail (45), four (64); K with a partial quad; M with
-        // a partial block of rows.
-        for (m, k, n) in [(1, 64, 10), (3, 37, 45), (9, 128, 64), (64, 5, 17), (8, 1, 1)] {
+        // Groups of one block of 16 columns (10, 1), two (17), three and a tail (45), four (64, 96
+        // in two groups), five blocks in groups of three (80), seven in groups of four (112) and
+        // thirteen in groups of two (200); K with a partial quad; M with whole blocks of rows and
+        // last blocks of 1 to 11 rows.
+        assert_eq!([1, 2, 3, 4, 5, 6, 7, 13].map(group_for), [1, 2, 3, 4, 3, 3, 4, 2]);
+        let cases = [
+            (1, 64, 10),
+            (3, 37, 45),
+            (9, 128, 64),
+            (64, 5, 17),
+            (8, 1, 1),
+            (13, 20, 80),
+            (7, 8, 112),
+            (2, 9, 200),
+            (23, 16, 96),
+            (35, 12, 30),
+        ];
+        for (m, k, n) in cases {
             let x: Vec<u8> = (0..m * k).map(|i| [255, 0, 254, 1, 131][i % 5]).collect();
             let b: Vec<i8> = (0..k * n).map(|i| [-128, 127, -1, 3][(i / 3 + i) % 4]).collect();
             let matrix = VnniMatrix::new(&b, None, k, n).unwrap();
