@@ -27,7 +27,7 @@ use rten_tensor::Matrix;
 use whittle_ir::DataType;
 
 use crate::kernels::gemm::Packed;
-use crate::kernels::Activation;
+use crate::kernels::{vnni, Activation};
 use crate::ops::{fail, OpError};
 use crate::spatial::Window2d;
 use crate::value::{with_rank, Value};
@@ -389,12 +389,19 @@ impl ActivationQuant {
     /// lanes with a division each, 17% of the int8-static transformer fixture's run at batch 8
     /// (perf); the operations are the same IEEE ones on every path, so the bytes are too.
     ///
-    /// The division stays: a multiplication by the reciprocal, with the blocks whose products lie
-    /// within a few ulps of a half-integer quantized again by division (the same bytes, tested
-    /// against it), measured no faster on AVX-512 (int8-static digits_mlp at batch 64: 17.1 against
-    /// 17.4 us, transformer_tiny at batch 8: 333 against 332 us, alternating builds), so the loop is
-    /// bound by its other operations, not by `vdivps`.
+    /// On AVX-512F, [`vnni::quantize`] gives the same bytes by multiplying by the reciprocal of the
+    /// scale, dividing again only the blocks of 16 where a product lies near a rounding boundary:
+    /// `vdivps` on 16 lanes bound this loop on Intel's cores. Elsewhere the loop divides (on AVX2,
+    /// 8 lanes divide in about 5 cycles).
     pub fn quantize(&self, values: &[f32]) -> Vec<u8> {
+        if let Some(bytes) = vnni::quantize(values, self.scale, self.kernel_zero()) {
+            return bytes;
+        }
+        self.quantize_by_division(values)
+    }
+
+    /// [`ActivationQuant::quantize`] by division, the definition.
+    fn quantize_by_division(&self, values: &[f32]) -> Vec<u8> {
         struct Quantize<'a>(&'a ActivationQuant, &'a [f32]);
         impl pulp::WithSimd for Quantize<'_> {
             type Output = Vec<u8>;
@@ -778,8 +785,45 @@ mod tests {
                 .map(|&v| (((v / scale).round_ties_even() + zero_point as f32).clamp(low, high) as i32 + offset) as u8)
                 .collect();
             assert_eq!(quant.quantize(&values), expected, "scale {scale} zero point {zero_point} signed {signed}");
+            assert_eq!(quant.quantize_by_division(&values), expected, "division, scale {scale}");
         }
-        assert_eq!(ActivationQuant { scale: 1.0, zero_point: 9, signed: false }.quantize(&[f32::NAN]), vec![0]);
+        let quant = ActivationQuant { scale: 1.0, zero_point: 9, signed: false };
+        assert_eq!(quant.quantize(&[f32::NAN; 17]), vec![0; 17]);
+        assert_eq!(quant.quantize_by_division(&[f32::NAN]), vec![0]);
+    }
+
+    #[test]
+    fn the_reciprocal_gives_the_bytes_of_the_division() {
+        // Values a few ulps either side of `(k + 0.5) * scale`, where `v * (1 / s)` and `v / s` can
+        // round apart, for scales whose reciprocals are inexact, with the extremes and a short last
+        // block; `vnni::quantize` must give the division's bytes (`quantize_by_division`, checked
+        // against the formula above) for every value.
+        let nudge = |value: f32, ulps: i32| f32::from_bits((value.to_bits() as i32 + ulps) as u32);
+        let mut apart = 0;
+        for (scale, zero_point, signed) in
+            [(0.1f32, 0, false), (1.0 / 3.0, 128, false), (0.007_843_138, -3, true), (0.023_7, 100, false), (3.3e-5, 0, true)]
+        {
+            let mut values = Vec::new();
+            for k in -1100..1100 {
+                let tie = (k as f32 + 0.5) * scale;
+                values.extend((-4..=4).map(|ulps| nudge(tie, ulps)));
+            }
+            values.extend([0.0, -0.0, 1.0e30, -1.0e30, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1.0e-40, 7.0]);
+            let quant = ActivationQuant { scale, zero_point, signed };
+            let expected = quant.quantize_by_division(&values);
+            let (range, offset) = if signed { ([-128.0, 127.0], 128.0) } else { ([0.0, 255.0], 0.0) };
+            let Some(bytes) = vnni::quantize(&values, scale, quant.kernel_zero()) else { return };
+            assert_eq!(bytes, expected, "scale {scale} zero point {zero_point}");
+            apart += values
+                .iter()
+                .zip(&expected)
+                .filter(|&(&v, &byte)| quantize_one(v * (1.0 / scale), 1.0, zero_point as f32, range, offset) != byte)
+                .count();
+        }
+        // The test reaches the boundary: the multiplication alone rounds some of these the other way.
+        assert!(apart > 0, "no value rounded apart");
+        // A scale whose reciprocal is not normal is left to the division.
+        assert_eq!(vnni::quantize(&[1.0; 16], 1.0e-39, 0), None);
     }
 
     #[test]
