@@ -2,7 +2,9 @@
 //! direct 2-D convolution ([`run`]) and products with constant weights ([`gemm`]), each with its
 //! epilogue (scales, bias, Relu) in registers. The one module of the workspace with `unsafe` code:
 //! calls into `#[target_feature]` functions after the CPU was seen to have those features, and
-//! [`gemm`]'s `set_len` of an output its kernel wrote whole, which spares zero-filling it first.
+//! the `set_len` of an output its kernel wrote whole ([`gemm`]'s, the two 16-lane convolutions',
+//! [`quantize`]'s), which spares zero-filling it first (the fill was 8-10% of the int8-static
+//! digits_cnn run at batch 64).
 //!
 //! Why: through rten-gemm an int8 convolution is an im2col matrix that rten packs again on every
 //! call (its packed layout is opaque), so on digits_cnn the data movement around the product cost
@@ -201,23 +203,37 @@ pub(crate) fn run(x: &[u8], x_zero: u8, geometry: &Geometry, weights: &VnniWeigh
         if let Some(gather) = crate::kernels::Gather::new([oh, ow], strides, width) {
             let reach = (kh - 1) * dilations[0] * width + (kw - 1) * dilations[1];
             let input = Quads::new(x, x_zero, geometry, weights.fold, width, crate::kernels::GATHER_SPAN + reach);
-            let mut out = vec![0.0f32; n * filters * positions];
+            let mut out = Vec::with_capacity(n * filters * positions);
             // SAFETY: `run_gathered` needs AVX-512F and AVX512-VNNI, which `available` found on
             // this CPU; everything it does besides those instructions is safe Rust.
             #[allow(unsafe_code)]
             unsafe {
-                run_gathered(&input, geometry, weights, &gather, &terms, epilogue, &mut out)
+                run_gathered(&input, geometry, weights, &gather, &terms, epilogue, out.spare_capacity_mut())
+            };
+            // SAFETY: `run_gathered` wrote every value of `out[..n * filters * positions]`: for
+            // each image and filter, every block of 16 output pixels (`gather` has one per 16,
+            // the last one short).
+            #[allow(unsafe_code)]
+            unsafe {
+                out.set_len(n * filters * positions)
             };
             return Some(out);
         }
         if strides == [1, 1] {
             let input = Quads::new(x, x_zero, geometry, weights.fold, width, LANES + (kw - 1) * dilations[1]);
-            let mut out = vec![0.0f32; n * filters * positions];
+            let mut out = Vec::with_capacity(n * filters * positions);
             // SAFETY: `run_planes` needs AVX-512F and AVX512-VNNI, which `available` found on this
             // CPU; everything it does besides those instructions is safe Rust.
             #[allow(unsafe_code)]
             unsafe {
-                run_planes(&input, geometry, weights, &terms, epilogue, &mut out)
+                run_planes(&input, geometry, weights, &terms, epilogue, out.spare_capacity_mut())
+            };
+            // SAFETY: `run_planes` wrote every value of `out[..n * filters * positions]`: for
+            // each image and filter, the real lanes of every register of the plane, `ow` in each
+            // of the `oh` rows.
+            #[allow(unsafe_code)]
+            unsafe {
+                out.set_len(n * filters * positions)
             };
             return Some(out);
         }
@@ -345,12 +361,24 @@ impl Quads {
 }
 
 /// `out[i]` = the little-endian i32 of the 4 bytes `bytes[k][i]`.
+///
+/// In blocks of 16 fixed-size arrays, which the compiler turns into byte unpacks: over slices of
+/// a run-time length it kept one byte at a time (4 loads, 3 shifts, 3 ors a value), and
+/// [`Quads::new`] took 15% of the int8-static digits_cnn run at batch 64 (perf).
 #[inline(always)]
 fn interleave(out: &mut [i32], bytes: [&[u8]; 4]) {
     let len = out.len();
     let [b0, b1, b2, b3] = bytes.map(|bytes| &bytes[..len]);
-    for (i, out) in out.iter_mut().enumerate() {
-        *out = i32::from(b0[i]) | i32::from(b1[i]) << 8 | i32::from(b2[i]) << 16 | (u32::from(b3[i]) << 24) as i32;
+    let word = |k: [u8; 4]| i32::from_le_bytes(k);
+    let (blocks, rest) = out.as_chunks_mut::<LANES>();
+    let [c0, c1, c2, c3] = [b0, b1, b2, b3].map(|bytes| bytes.as_chunks::<LANES>().0);
+    for (block, (((c0, c1), c2), c3)) in blocks.iter_mut().zip(c0.iter().zip(c1).zip(c2).zip(c3)) {
+        *block = std::array::from_fn(|i| word([c0[i], c1[i], c2[i], c3[i]]));
+    }
+    let done = blocks.len() * LANES;
+    for (i, out) in rest.iter_mut().enumerate() {
+        let i = done + i;
+        *out = word([b0[i], b1[i], b2[i], b3[i]]);
     }
 }
 
@@ -381,7 +409,7 @@ fn run_planes(
     weights: &VnniWeights,
     terms: &[i32],
     epilogue: &Epilogue<'_>,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) {
     use std::arch::x86_64::*;
     let [n, ..] = geometry.x;
@@ -420,12 +448,7 @@ fn run_planes(
                     let (term, multiplier) = (_mm512_set1_epi32(terms[filter]), _mm512_set1_ps(epilogue.multipliers[filter]));
                     let value = finish(sum, term, multiplier, bias, relu);
                     let lanes: [f32; LANES] = pulp::cast(_mm512_maskz_compress_ps(mask, value));
-                    crate::kernels::store_compressed(
-                        &mut out[(image * filters + filter) * outputs..][..outputs],
-                        written,
-                        count,
-                        lanes,
-                    );
+                    store_compressed(&mut out[(image * filters + filter) * outputs..][..outputs], written, count, lanes);
                 }
                 written += count;
             }
@@ -446,7 +469,7 @@ fn run_gathered(
     gather: &crate::kernels::Gather,
     terms: &[i32],
     epilogue: &Epilogue<'_>,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) {
     use std::arch::x86_64::*;
     const SPAN: usize = crate::kernels::GATHER_SPAN;
@@ -487,7 +510,7 @@ fn run_gathered(
                     let (term, multiplier) = (_mm512_set1_epi32(terms[filter]), _mm512_set1_ps(epilogue.multipliers[filter]));
                     let value = finish(sum, term, multiplier, bias, relu);
                     let plane = &mut out[(image * filters + filter) * outputs..][..outputs];
-                    crate::kernels::store_compressed(plane, written, count, pulp::cast(value));
+                    store_compressed(plane, written, count, pulp::cast(value));
                 }
             }
         }
@@ -721,6 +744,16 @@ fn finish(
         _mm512_mask_blend_ps(not_positive, value, _mm512_setzero_ps())
     } else {
         value
+    }
+}
+
+/// `kernels::store_compressed` into memory not yet written: the first `count` of `lanes` at
+/// `plane[written..]`, the whole register where it fits (what follows is written next).
+#[inline(always)]
+fn store_compressed(plane: &mut [MaybeUninit<f32>], written: usize, count: usize, lanes: [f32; LANES]) {
+    match plane.get_mut(written..written + LANES).and_then(|target| <&mut [MaybeUninit<f32>; LANES]>::try_from(target).ok()) {
+        Some(target) => *target = lanes.map(MaybeUninit::new),
+        None => plane[written..written + count].iter_mut().zip(lanes).for_each(|(value, lane)| _ = value.write(lane)),
     }
 }
 
