@@ -40,9 +40,12 @@
 //! the epilogue in registers (`kernels::vnni`): int8-static is 0.49-0.90x fp32 in the table at
 //! batch 1, 8 and 64 (nearest 1.0: digits_cnn at batch 1, its steps' fixed costs). On AVX2
 //! without VNNI the same layers run `kernels::madd` (the table's AVX2 column: 0.54-1.71x fp32 on
-//! AVX-512). What is left: quantizing each layer's input is about a
-//! fifth of the MLP's int8 run at batch 64 (a reciprocal with a tie check measured no faster than
-//! the division); in the transformer the fused layers are about a third of a run, the rest
+//! AVX-512). On the Sapphire Rapids of sessions 12-15 (one thread, int8-static / fp32 p50 at batch
+//! 1, 8, 64): digits_mlp 0.46, 0.54, 0.59 before `vnni::quantize` (quantizing each layer's input,
+//! a fifth of the MLP's int8 run at batch 64, is now by the reciprocal of the scale with a tie
+//! check, 1.9x faster: b64 12.33 -> 10.84 us), digits_cnn 0.80, 0.75, 0.70 before the convolutions'
+//! uninitialised outputs and vectorized `interleave` (b64 0.60 after), transformer_tiny 0.86,
+//! 0.76, 0.78. What is left: in the transformer the fused layers are about a third of a run, the rest
 //! (Erf, Softmax, LayerNormalization, attention products, reshapes) is f32 either way. Chained
 //! layers handing each other quantized bytes from the kernels' epilogues (with digits_cnn's
 //! MaxPool pooling the bytes) measured no faster at batch 64 and were not kept: see
@@ -128,7 +131,9 @@ enum Weights {
     Direct(VnniWeights),
     /// The right operand `[k, n]` of `x @ W` for the AVX512-VNNI product ([`vnni::gemm`]), where
     /// the CPU has it and the weights' zero points are 0: int8-static digits_mlp went from 4.0 to
-    /// 3.2 us at batch 8 and from 19.5 to 14.9 us at batch 64 (fp32 5.9 and 22 us).
+    /// 3.2 us at batch 8 and from 19.5 to 14.9 us at batch 64 (fp32 5.9 and 22 us), and with the
+    /// weights in groups of up to 4 column blocks and 6x4 accumulators from 14.8 to 12.7 us at
+    /// batch 64 (another machine, see `vnni::gemm`).
     Matrix(VnniMatrix),
     /// The right operand `[k, n]` of `x @ W` for the exact AVX2 product ([`madd::gemm`]), any
     /// zero points, where rten's kernel for the CPU may saturate (AVX2 without AVX512-VNNI) or
