@@ -316,9 +316,10 @@ pub(crate) fn plane_masks(positions: usize, pitch: usize, width: usize) -> Vec<u
 
 /// Stores the first `count` of `lanes` (a compressed register) at `plane[written..]`: the whole
 /// register where it fits, since what follows is written next, else the `count` values alone.
+/// Generic so that the int8 kernels store into outputs not yet written (`MaybeUninit<f32>`).
 #[inline(always)]
-pub(crate) fn store_compressed(plane: &mut [f32], written: usize, count: usize, lanes: [f32; 16]) {
-    match plane.get_mut(written..written + 16).and_then(|target| <&mut [f32; 16]>::try_from(target).ok()) {
+pub(crate) fn store_compressed<T: Copy>(plane: &mut [T], written: usize, count: usize, lanes: [T; 16]) {
+    match plane.get_mut(written..written + 16).and_then(|target| <&mut [T; 16]>::try_from(target).ok()) {
         Some(target) => *target = lanes,
         None => plane[written..written + count].iter_mut().zip(lanes).for_each(|(value, lane)| *value = lane),
     }

@@ -369,16 +369,15 @@ impl Quads {
 fn interleave(out: &mut [i32], bytes: [&[u8]; 4]) {
     let len = out.len();
     let [b0, b1, b2, b3] = bytes.map(|bytes| &bytes[..len]);
-    let word = |k: [u8; 4]| i32::from_le_bytes(k);
     let (blocks, rest) = out.as_chunks_mut::<LANES>();
     let [c0, c1, c2, c3] = [b0, b1, b2, b3].map(|bytes| bytes.as_chunks::<LANES>().0);
     for (block, (((c0, c1), c2), c3)) in blocks.iter_mut().zip(c0.iter().zip(c1).zip(c2).zip(c3)) {
-        *block = std::array::from_fn(|i| word([c0[i], c1[i], c2[i], c3[i]]));
+        *block = std::array::from_fn(|i| i32::from_le_bytes([c0[i], c1[i], c2[i], c3[i]]));
     }
     let done = blocks.len() * LANES;
     for (i, out) in rest.iter_mut().enumerate() {
         let i = done + i;
-        *out = word([b0[i], b1[i], b2[i], b3[i]]);
+        *out = i32::from_le_bytes([b0[i], b1[i], b2[i], b3[i]]);
     }
 }
 
@@ -448,7 +447,12 @@ fn run_planes(
                     let (term, multiplier) = (_mm512_set1_epi32(terms[filter]), _mm512_set1_ps(epilogue.multipliers[filter]));
                     let value = finish(sum, term, multiplier, bias, relu);
                     let lanes: [f32; LANES] = pulp::cast(_mm512_maskz_compress_ps(mask, value));
-                    store_compressed(&mut out[(image * filters + filter) * outputs..][..outputs], written, count, lanes);
+                    crate::kernels::store_compressed(
+                        &mut out[(image * filters + filter) * outputs..][..outputs],
+                        written,
+                        count,
+                        lanes.map(MaybeUninit::new),
+                    );
                 }
                 written += count;
             }
@@ -510,7 +514,12 @@ fn run_gathered(
                     let (term, multiplier) = (_mm512_set1_epi32(terms[filter]), _mm512_set1_ps(epilogue.multipliers[filter]));
                     let value = finish(sum, term, multiplier, bias, relu);
                     let plane = &mut out[(image * filters + filter) * outputs..][..outputs];
-                    store_compressed(plane, written, count, pulp::cast(value));
+                    crate::kernels::store_compressed(
+                        plane,
+                        written,
+                        count,
+                        pulp::cast::<_, [f32; LANES]>(value).map(MaybeUninit::new),
+                    );
                 }
             }
         }
@@ -744,16 +753,6 @@ fn finish(
         _mm512_mask_blend_ps(not_positive, value, _mm512_setzero_ps())
     } else {
         value
-    }
-}
-
-/// `kernels::store_compressed` into memory not yet written: the first `count` of `lanes` at
-/// `plane[written..]`, the whole register where it fits (what follows is written next).
-#[inline(always)]
-fn store_compressed(plane: &mut [MaybeUninit<f32>], written: usize, count: usize, lanes: [f32; LANES]) {
-    match plane.get_mut(written..written + LANES).and_then(|target| <&mut [MaybeUninit<f32>; LANES]>::try_from(target).ok()) {
-        Some(target) => *target = lanes.map(MaybeUninit::new),
-        None => plane[written..written + count].iter_mut().zip(lanes).for_each(|(value, lane)| _ = value.write(lane)),
     }
 }
 
