@@ -11,6 +11,9 @@
 //!   [, `Relu`]. The fused step computes x's range and quantization itself, then the same product
 //!   and epilogue, with the multiplier `x_scale * w_scale[column]` made per call.
 //!
+//! A fused convolution then takes the MaxPool, spatial ReduceMean or GlobalAveragePool that alone
+//! reads its output into its step ([`pool_int8`]).
+//!
 //! A pattern is fused only when its intermediates have no other reader and are not graph outputs
 //! (a Q output read by anything but its DQ, a product or Cast read twice, a graph output in the
 //! middle: left as it is), on burn-flex with an exact int8 kernel for the CPU: whittle's own
@@ -59,14 +62,18 @@ use whittle_ir::{DataType, Tensor};
 use rten_gemm::GemmExecutor;
 
 use crate::device::Int8Kernels;
+use crate::int_input::IntsInput;
 use crate::kernels::int8::{self, ActivationQuant, ConstantIntRhs};
 use crate::kernels::madd::{self, MaddMatrix, MaddWeights};
 use crate::kernels::vnni::{self, VnniMatrix, VnniWeights};
-use crate::kernels::{self, Activation};
+use crate::kernels::{self, elementwise, Activation};
 use crate::ops::conv::{resolve_conv, Conv};
+use crate::ops::max_pool::MaxPool;
+use crate::ops::reduce_mean::ReduceMean;
 use crate::ops::{fail, normalize_axis, Inputs, Op, OpError};
 use crate::plan::{Kernel, Read, Step};
 use crate::quant::to_float;
+use crate::spatial::Resolved;
 use crate::value::Value;
 
 /// The product a fused step computes.
@@ -103,9 +110,74 @@ pub struct Int8Product {
     multipliers: Vec<f32>,
     bias: Option<Vec<f32>>,
     activation: Option<Activation>,
+    /// The pooling a convolution applies to its own output (see [`pool_int8`]).
+    pool: Option<Pool>,
     /// Fused layers that run after this one in the same step, each on the previous one's f32
     /// output (see [`chain_int8`]).
     then: Vec<Int8Product>,
+}
+
+/// A pooling of a fused convolution's f32 output that the convolution step computes itself, image
+/// by image, with the pooling op's own kernel ([`pool_int8`]).
+#[derive(Debug, Clone, PartialEq)]
+enum Pool {
+    /// MaxPool without its Indices output.
+    Max(Box<MaxPool>),
+    /// The mean over both spatial axes: ReduceMean over them, or GlobalAveragePool (`keepdims`).
+    Mean { keepdims: bool },
+}
+
+/// A [`Pool`] for one call's output planes `[filters, h, w]`.
+enum PoolCall {
+    Max { window: Resolved, output: [usize; 2] },
+    Mean { keepdims: bool },
+}
+
+impl PoolCall {
+    fn new(pool: &Pool, [h, w]: [usize; 2]) -> Result<PoolCall, OpError> {
+        Ok(match pool {
+            Pool::Max(max) => {
+                let window = max.window.resolve(&[h, w], max.window.kernel.as_deref().unwrap_or_default())?;
+                let output = match window.output_sizes(&[h, w], max.ceil_mode)[..] {
+                    [oh, ow] => [oh, ow],
+                    _ => fail!("the MaxPool window is not 2-D"),
+                };
+                PoolCall::Max { window, output }
+            }
+            Pool::Mean { keepdims } => PoolCall::Mean { keepdims: *keepdims },
+        })
+    }
+
+    /// The pooled shape of images `n` with `filters` planes.
+    fn shape(&self, n: usize, filters: usize) -> Vec<usize> {
+        match self {
+            PoolCall::Max { output: [oh, ow], .. } => vec![n, filters, *oh, *ow],
+            PoolCall::Mean { keepdims: true } => vec![n, filters, 1, 1],
+            PoolCall::Mean { keepdims: false } => vec![n, filters],
+        }
+    }
+
+    /// The same pooling in the registers of `vnni`'s convolution, where it has it.
+    fn in_registers(&self) -> Option<vnni::RegisterPool> {
+        match self {
+            PoolCall::Max { window, .. } => {
+                let plain = window.kernel == [2, 2]
+                    && window.strides == [2, 2]
+                    && window.dilations == [1, 1]
+                    && window.padding.iter().all(|&(begin, end)| begin + end == 0);
+                plain.then_some(vnni::RegisterPool::Max2x2)
+            }
+            PoolCall::Mean { .. } => Some(vnni::RegisterPool::Mean),
+        }
+    }
+
+    /// Pools one image's planes `[filters, h, w]` onto the end of `out`.
+    fn apply(&self, planes: &[f32], [filters, h, w]: [usize; 3], out: &mut Vec<f32>) {
+        match self {
+            PoolCall::Max { window, output } => elementwise::max_pool_into(planes, [1, filters, h, w], window, *output, out),
+            PoolCall::Mean { .. } => elementwise::mean_rows_into(planes, h * w, out),
+        }
+    }
 }
 
 /// The weights in the kernel's operand form.
@@ -147,10 +219,11 @@ impl Int8Product {
     /// The name the fused step goes by in profiles and errors (`Int8Gemm`, `Int8MatMul`, `Int8Conv`,
     /// with `Dynamic` for the dynamic form; `Int8Chain` for layers run back to back in one step).
     pub fn op_type(&self) -> &'static str {
-        if self.then.is_empty() {
-            self.op_type
-        } else {
-            "Int8Chain"
+        match (self.then.is_empty(), &self.pool) {
+            (false, _) => "Int8Chain",
+            (true, Some(Pool::Max(_))) => "Int8ConvMaxPool",
+            (true, Some(Pool::Mean { .. })) => "Int8ConvMean",
+            (true, None) => self.op_type,
         }
     }
 
@@ -229,7 +302,7 @@ impl Int8Product {
                 )?;
                 let out_shape = vec![images, *filters, plane[0], plane[1]];
                 let layout = int8::ProductLayout::Filters { filters: *filters, images, positions };
-                Ok((int8::dequantize(&accumulators, layout, &multipliers, bias, self.activation), out_shape))
+                self.pooled(int8::dequantize(&accumulators, layout, &multipliers, bias, self.activation), out_shape)
             }
             (Product::MatMul | Product::Gemm, Weights::Matrix(matrix)) => {
                 let (k, n) = (matrix.k(), matrix.n());
@@ -241,13 +314,26 @@ impl Int8Product {
             }
             (Product::Conv { conv, w_shape }, Weights::Direct(weights)) => {
                 let geometry = conv_geometry(conv, w_shape, shape)?;
-                let out = vnni::run(&bytes, zero, &geometry, weights, &epilogue);
-                conv_output(out, shape, w_shape, weights.filters(), &geometry)
+                let Some(pool) = &self.pool else {
+                    let out = vnni::run(&bytes, zero, &geometry, weights, &epilogue);
+                    return conv_output(out, shape, w_shape, weights.filters(), &geometry);
+                };
+                // Pooled image by image as the kernel writes them (`vnni::run_then`).
+                let [oh, ow] = geometry.output;
+                let call = PoolCall::new(pool, [oh, ow])?;
+                let filters = weights.filters();
+                let mut each = |planes: &[f32], out: &mut Vec<f32>| call.apply(planes, [filters, oh, ow], out);
+                let pooling = vnni::Pooling { each: &mut each, in_registers: call.in_registers() };
+                let Some(out) = vnni::run_then(&bytes, zero, &geometry, weights, &epilogue, Some(pooling)) else {
+                    fail!("x {shape:?} does not fit the weights {w_shape:?}")
+                };
+                Ok((out, call.shape(shape[0], filters)))
             }
             (Product::Conv { conv, w_shape }, Weights::MaddConv(weights)) => {
                 let geometry = conv_geometry(conv, w_shape, shape)?;
                 let out = madd::run(&bytes, zero, &geometry, weights, &epilogue);
-                conv_output(out, shape, w_shape, weights.filters(), &geometry)
+                let (out, out_shape) = conv_output(out, shape, w_shape, weights.filters(), &geometry)?;
+                self.pooled(out, out_shape)
             }
             _ => fail!("the fused int8 op's weights do not fit its product"),
         }
@@ -255,6 +341,17 @@ impl Int8Product {
 }
 
 impl Int8Product {
+    /// A convolution's whole output `out` of NCHW `shape` through the layer's pooling, if any.
+    fn pooled(&self, out: Vec<f32>, shape: Vec<usize>) -> Result<(Vec<f32>, Vec<usize>), OpError> {
+        let (Some(pool), &[n, filters, h, w]) = (&self.pool, &shape[..]) else { return Ok((out, shape)) };
+        let call = PoolCall::new(pool, [h, w])?;
+        let mut pooled = Vec::new();
+        if h * w > 0 {
+            out.chunks_exact(filters * h * w).for_each(|planes| call.apply(planes, [filters, h, w], &mut pooled));
+        }
+        Ok((pooled, call.shape(n, filters)))
+    }
+
     /// A product on a register kernel (`run(x, rows)`, epilogue applied): its output and shape.
     fn in_registers(
         &self,
@@ -370,6 +467,59 @@ pub(crate) fn fuse_int8<'a>(
         }
     }
     crate::fuse::remove_steps(steps, &removed)
+}
+
+/// Moves a pooling that alone reads a fused convolution's output into the convolution's step:
+/// MaxPool (without Indices), ReduceMean over the two spatial axes (constant axes) and
+/// GlobalAveragePool, on the convolution's f32 output after its Relu. The convolution then pools
+/// each image's planes as its kernel writes them ([`vnni::run_then`]), with MaxPool's and
+/// ReduceMean's own kernels (`kernels::elementwise`), so the result is the unfused plan's bit for
+/// bit (GlobalAveragePool's unfused mean is burn's, equal up to the order of the f32 sums).
+/// Returns how many steps were removed.
+///
+/// Why: digits_cnn's int8 run at batch 64 spent a quarter of its time in its MaxPool and
+/// ReduceMean steps, reading back the convolutions' full-size outputs (256 KiB and 128 KiB of f32)
+/// from L2; pooled from a buffer of one image the full-size output is never stored.
+pub(crate) fn pool_int8(steps: &mut Vec<Step>, graph_outputs: &[usize], slot_count: usize) -> usize {
+    let readers = crate::fuse::sole_readers(steps, graph_outputs, slot_count);
+    let mut removed = vec![false; steps.len()];
+    for index in 0..steps.len() {
+        let Kernel::Tensor(Op::Int8(layer)) = &steps[index].kernel else { continue };
+        if !matches!(layer.product, Product::Conv { .. }) || layer.pool.is_some() || !layer.then.is_empty() {
+            continue;
+        }
+        let [Some(slot)] = steps[index].outputs[..] else { continue };
+        let Some(Some(reader)) = readers[slot] else { continue };
+        let Kernel::Tensor(op) = &steps[reader].kernel else { continue };
+        let reads_data =
+            matches!(steps[reader].inputs.first(), Some(Some(Read::Clone(read) | Read::Move(read))) if *read == slot);
+        let pool = match op {
+            Op::MaxPool(max) if !max.indices => Pool::Max(Box::new(max.clone())),
+            Op::ReduceMean(ReduceMean(reduction)) => match &reduction.axes {
+                IntsInput::Constant(axes) if spatial_axes(&axes[..]) => Pool::Mean { keepdims: reduction.keepdims },
+                _ => continue,
+            },
+            Op::GlobalAveragePool(_) => Pool::Mean { keepdims: true },
+            _ => continue,
+        };
+        if !reads_data || steps[reader].outputs.len() != 1 {
+            continue;
+        }
+        let outputs = steps[reader].outputs.clone();
+        if let Kernel::Tensor(Op::Int8(layer)) = &mut steps[index].kernel {
+            layer.pool = Some(pool);
+        }
+        steps[index].outputs = outputs;
+        removed[reader] = true;
+    }
+    crate::fuse::remove_steps(steps, &removed)
+}
+
+/// Whether `axes` are exactly the two spatial axes of an NCHW value, in any order and sign.
+fn spatial_axes(axes: &[i64]) -> bool {
+    let mut normalized: Vec<i64> = axes.iter().map(|&axis| if axis < 0 { axis + 4 } else { axis }).collect();
+    normalized.sort_unstable();
+    normalized == [2, 3]
 }
 
 /// Runs fused layers that only feed each other back to back in one step: a fused step whose one
@@ -586,6 +736,7 @@ impl<'s, 'a> Matcher<'s, 'a> {
             multipliers,
             bias,
             activation,
+            pool: None,
             then: Vec::new(),
         };
         let mut op = op;
@@ -824,6 +975,7 @@ impl<'s, 'a> Matcher<'s, 'a> {
             multipliers: Vec::new(),
             bias,
             activation,
+            pool: None,
             then: Vec::new(),
         };
         let outputs = self.steps[last].outputs.clone();
@@ -1463,6 +1615,87 @@ mod tests {
             let (got, expected) = (run(&fused, &x, case.x_dims), run(&kept, &x, case.x_dims));
             assert_eq!(got, expected);
             assert!(got.contains(&0.0) && got.iter().any(|&v| v > 0.0));
+        }
+    }
+
+    #[test]
+    fn a_pooling_after_a_fused_convolution_runs_in_its_step_bit_for_bit() {
+        let ints = |values: &[i64]| AttrValue::Ints(values.to_vec());
+        // `y = pool(Relu(Conv(..)))`; `expose` also returns the convolution's output, which keeps
+        // the pooling a step of its own.
+        let model = |case: &Case, pool: &str, attributes: Vec<(&str, AttrValue)>, expose: bool| {
+            let mut model = case.model(false);
+            let mut inputs = vec!["y"];
+            if pool == "ReduceMean" {
+                model.graph.initializers.push(Tensor::from_i64("axes", vec![2], &[-1, 2]).unwrap());
+                inputs.push("axes");
+            }
+            let mut node = Node::new("pool", pool, &inputs, &["pooled"]);
+            node.attributes.extend(attributes.into_iter().map(|(name, value)| Attribute::new(name, value)));
+            model.graph.nodes.push(node);
+            model.graph.outputs = vec![info("pooled", DataType::F32, None)];
+            if expose {
+                model.graph.outputs.push(info("y", DataType::F32, None));
+            }
+            model
+        };
+        // Symmetric weights (one zero point, 0), which the AVX512-VNNI loops take.
+        let conv = Case { op: "Conv", x_dims: &[3, 3, 6, 8], w_dims: &[18, 3, 3, 3], per_channel: false, ..BASE };
+        let two_by_two = || vec![("kernel_shape", ints(&[2, 2])), ("strides", ints(&[2, 2]))];
+        // The layer, the pooling op, its attributes and the fused step's name.
+        type PoolCase = (Case, &'static str, Vec<(&'static str, AttrValue)>, &'static str);
+        let cases: Vec<PoolCase> = vec![
+            // Rows of 8 and an even height: pooled in the registers of the 16-pixel loop.
+            (conv, "MaxPool", two_by_two(), "Int8ConvMaxPool"),
+            // An odd width (7), a window of 3 with padding, ceil mode, a plane of 10x20 (the
+            // padded-rows loop): pooled from each image's planes.
+            (Case { x_dims: &[2, 3, 5, 7], ..conv }, "MaxPool", two_by_two(), "Int8ConvMaxPool"),
+            (
+                Case { relu: false, ..conv },
+                "MaxPool",
+                vec![("kernel_shape", ints(&[3, 3])), ("strides", ints(&[2, 2])), ("pads", ints(&[1, 1, 1, 1]))],
+                "Int8ConvMaxPool",
+            ),
+            (
+                Case { x_dims: &[2, 3, 10, 20], ..conv },
+                "MaxPool",
+                vec![("kernel_shape", ints(&[2, 2])), ("strides", ints(&[2, 2])), ("ceil_mode", AttrValue::Int(1))],
+                "Int8ConvMaxPool",
+            ),
+            // Planes of 16 pixels (in registers) and of 30, keepdims 0 and 1.
+            (Case { x_dims: &[3, 3, 4, 4], ..conv }, "ReduceMean", vec![("keepdims", AttrValue::Int(0))], "Int8ConvMean"),
+            (Case { x_dims: &[2, 3, 5, 6], relu: false, ..conv }, "ReduceMean", vec![], "Int8ConvMean"),
+            (Case { x_dims: &[3, 3, 4, 4], ..conv }, "GlobalAveragePool", vec![], "Int8ConvMean"),
+            (Case { x_dims: &[2, 3, 5, 6], ..conv }, "GlobalAveragePool", vec![], "Int8ConvMean"),
+            // Zero points per filter (rten's kernel where VNNI is): pooled after the product.
+            (Case { per_channel: true, ..conv }, "MaxPool", two_by_two(), "Int8ConvMaxPool"),
+            (Case { x_dims: &[3, 3, 4, 4], per_channel: true, ..conv }, "ReduceMean", vec![], "Int8ConvMean"),
+        ];
+        let vnni = crate::kernels::int8::executor().is_some() && is_x86_feature_detected!("avx512vnni");
+        for kernels in kernel_sets() {
+            KERNELS.set(kernels);
+            for (case, pool, attributes, fused_op) in &cases {
+                let label = format!("{pool} {attributes:?} after a convolution of {:?}, {kernels:?}", case.x_dims);
+                let (fused, kept) = (model(case, pool, attributes.clone(), false), model(case, pool, attributes.clone(), true));
+                assert_eq!(steps(&fused), vec![fused_op.to_string()], "{label}");
+                assert_eq!(steps(&kept), vec!["Int8Conv".to_string(), pool.to_string()], "{label}");
+                if vnni && kernels == Int8Kernels::Best && !case.per_channel {
+                    assert_eq!(weight_forms(&fused), vec!["vnni-conv"], "{label}");
+                }
+                let count = case.x_dims.iter().product::<i64>() as usize;
+                let x: Vec<f32> = ramp(count, 3).iter().map(|v| v * 2.5).collect();
+                let (got, expected) = (run(&fused, &x, case.x_dims), run(&kept, &x, case.x_dims));
+                assert_eq!(got.len(), expected.len(), "{label}");
+                if *pool == "GlobalAveragePool" {
+                    // The unfused mean is burn's, summed in another order.
+                    for (&got, &expected) in got.iter().zip(&expected) {
+                        assert!((got - expected).abs() <= 1e-6 * expected.abs().max(1.0), "{label}: {got} vs {expected}");
+                    }
+                } else {
+                    assert_eq!(got, expected, "{label}");
+                }
+                assert!(got.iter().any(|&v| v != 0.0), "{label}");
+            }
         }
     }
 }

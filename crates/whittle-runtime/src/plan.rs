@@ -371,6 +371,7 @@ impl<'a> Planner<'a> {
             // Quantized layers read their weights at plan time, through the same constants.
             let (device, kernels) = (self.device, self.int8_kernels);
             crate::fuse_int8::fuse_int8(&mut self.steps, &output_slots, slot_count, &constant, device, kernels);
+            crate::fuse_int8::pool_int8(&mut self.steps, &output_slots, slot_count);
             crate::fuse_int8::chain_int8(&mut self.steps, &output_slots, slot_count);
         }
         // Only constants that a step or the caller reads are uploaded: every run puts each one in

@@ -46,7 +46,15 @@ pub(crate) fn batch_norm(
 /// height 1), with `output` `[OH, OW]` from [`Resolved::output_sizes`]. Taps on the padding or past
 /// the input (ceil mode) are skipped, so padding never wins; a window with no tap on the input
 /// gives -inf, as burn's -inf padding does.
-pub(crate) fn max_pool(x: &[f32], [n, c, h, w]: [usize; 4], window: &Resolved, [oh, ow]: [usize; 2]) -> Vec<f32> {
+pub(crate) fn max_pool(x: &[f32], dims @ [n, c, ..]: [usize; 4], window: &Resolved, output @ [oh, ow]: [usize; 2]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(n * c * oh * ow);
+    max_pool_into(x, dims, window, output, &mut out);
+    out
+}
+
+/// [`max_pool`] appending to `out`: a fused int8 convolution pools each image's planes into its
+/// output this way (`fuse_int8`'s `Pool`).
+pub(crate) fn max_pool_into(x: &[f32], [_, _, h, w]: [usize; 4], window: &Resolved, [oh, ow]: [usize; 2], out: &mut Vec<f32>) {
     let two = |values: &[usize]| if values.len() == 1 { [1, values[0]] } else { [values[0], values[1]] };
     let (kernel, strides, dilations) = (two(&window.kernel), two(&window.strides), two(&window.dilations));
     let begin = if window.padding.len() == 1 { [0, window.padding[0].0] } else { [window.padding[0].0, window.padding[1].0] };
@@ -66,11 +74,10 @@ pub(crate) fn max_pool(x: &[f32], [n, c, h, w]: [usize; 4], window: &Resolved, [
     };
     let padded = window.padding.iter().any(|&(begin, end)| begin + end > 0);
     if kernel == [2, 2] && strides == [2, 2] && !padded && 2 * oh <= h && 2 * ow <= w {
-        return max_pool_2x2(x, [h, w], [oh, ow]);
+        return max_pool_2x2(x, [h, w], [oh, ow], out);
     }
     let (rows, cols) = (taps(0, oh, h), taps(1, ow, w));
     let (row_step, col_step) = (dilations[0], dilations[1]);
-    let mut out = Vec::with_capacity(n * c * oh * ow);
     // Each output row is the maximum over its input rows first, element by element (a loop that
     // vectorizes), then over each output's columns of that row maximum. With the columns inside
     // the row loop, digits_cnn's 2x2 pooling at batch 8 (2048 outputs) took 9 to 12 us a call.
@@ -96,7 +103,6 @@ pub(crate) fn max_pool(x: &[f32], [n, c, h, w]: [usize; 4], window: &Resolved, [
             }
         }
     }
-    out
 }
 
 /// 2x2 pooling with stride 2 and no padding (the usual downsampling, digits_cnn's), every window
@@ -107,15 +113,16 @@ pub(crate) fn max_pool(x: &[f32], [n, c, h, w]: [usize; 4], window: &Resolved, [
 // and where it did not, the pooling took 2 to 7 times as long (digits_cnn at batch 8: 1.7 us a
 // call, 4.0 with `extend_trusted` out of line, 11.6 with `Zip::new`, perf).
 #[inline(never)]
-fn max_pool_2x2(x: &[f32], [h, w]: [usize; 2], [oh, ow]: [usize; 2]) -> Vec<f32> {
-    let mut out = vec![0.0f32; x.len() / (h * w) * oh * ow];
+fn max_pool_2x2(x: &[f32], [h, w]: [usize; 2], [oh, ow]: [usize; 2], out: &mut Vec<f32>) {
+    let first = out.len();
+    out.resize(first + x.len() / (h * w) * oh * ow, 0.0);
     // Each pair of rows' maximum, element by element, then, where the width is even (the pairs
     // never straddle a row), the maximum of each pair of it over the whole plane in one loop: on
     // images as small as digits_cnn's (4x4 outputs), a window or a row at a time spent its time
     // in per-row loop overhead (2.8-3.9 us a call at batch 8, 2.3 this way; the window loop inlined
     // into `max_pool` vectorized at 1.7 us in one build and ran at 11.6 in another).
     let mut vertical = vec![0.0f32; oh * w];
-    for (plane, target) in x.chunks_exact(h * w).zip(out.chunks_exact_mut(oh * ow)) {
+    for (plane, target) in x.chunks_exact(h * w).zip(out[first..].chunks_exact_mut(oh * ow)) {
         for (pair, row) in plane.chunks_exact(2 * w).zip(vertical.chunks_exact_mut(w)) {
             let (top, bottom) = pair.split_at(w);
             for ((best, &top), &bottom) in row.iter_mut().zip(top).zip(bottom) {
@@ -134,7 +141,6 @@ fn max_pool_2x2(x: &[f32], [h, w]: [usize; 2], [oh, ow]: [usize; 2]) -> Vec<f32>
             }
         }
     }
-    out
 }
 
 /// The larger of a running maximum `best` (never NaN: it starts at -inf) and `value`; a NaN
@@ -155,22 +161,27 @@ fn larger(best: f32, value: f32) -> f32 {
 /// rounding error near `log2(inner)` ulps rather than `inner`. burn-flex's mean_dims over H and W
 /// took 5.7 us of digits_cnn's run at batch 8 (256 means of 16 values).
 pub(crate) fn mean_rows(x: &[f32], inner: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(x.len() / inner);
+    mean_rows_into(x, inner, &mut out);
+    out
+}
+
+/// [`mean_rows`] appending to `out` (see [`max_pool_into`]).
+pub(crate) fn mean_rows_into(x: &[f32], inner: usize, out: &mut Vec<f32>) {
     const LANES: usize = 8;
-    x.chunks_exact(inner)
-        .map(|run| {
-            let mut sums = [0.0f32; LANES];
-            let chunks = run.chunks_exact(LANES);
-            let tail: f32 = chunks.remainder().iter().sum();
-            for chunk in chunks {
-                for (sum, &value) in sums.iter_mut().zip(chunk) {
-                    *sum += value;
-                }
+    out.extend(x.chunks_exact(inner).map(|run| {
+        let mut sums = [0.0f32; LANES];
+        let chunks = run.chunks_exact(LANES);
+        let tail: f32 = chunks.remainder().iter().sum();
+        for chunk in chunks {
+            for (sum, &value) in sums.iter_mut().zip(chunk) {
+                *sum += value;
             }
-            let [a, b, c, d, e, f, g, h] = sums;
-            let total = ((a + b) + (c + d)) + ((e + f) + (g + h)) + tail;
-            total / inner as f32
-        })
-        .collect()
+        }
+        let [a, b, c, d, e, f, g, h] = sums;
+        let total = ((a + b) + (c + d)) + ((e + f) + (g + h)) + tail;
+        total / inner as f32
+    }));
 }
 
 /// The mean over the trailing axes of `value` that `reduced` marks (one flag per axis), shaped
@@ -200,7 +211,8 @@ mod tests {
             let mut x: Vec<f32> = (0..planes * h * w).map(|i| ((i * 37) % 23) as f32 - 11.0).collect();
             x[1] = f32::NAN;
             x[h * w..2 * h * w].fill(f32::NEG_INFINITY);
-            let out = max_pool_2x2(&x, [h, w], [oh, ow]);
+            let mut out = Vec::new();
+            max_pool_2x2(&x, [h, w], [oh, ow], &mut out);
             let mut expected = Vec::new();
             for plane in x.chunks_exact(h * w) {
                 for oy in 0..oh {

@@ -1,10 +1,11 @@
 //! Exact u8 x i8 -> i32 products on AVX512-VNNI (`vpdpbusd`) for the fused layers of int8 models:
 //! direct 2-D convolution ([`run`]) and products with constant weights ([`gemm`]), each with its
-//! epilogue (scales, bias, Relu) in registers. The one module of the workspace with `unsafe` code:
-//! calls into `#[target_feature]` functions after the CPU was seen to have those features, and
-//! the `set_len` of an output its kernel wrote whole ([`gemm`]'s, the two 16-lane convolutions',
-//! [`quantize`]'s), which spares zero-filling it first (the fill was 8-10% of the int8-static
-//! digits_cnn run at batch 64).
+//! epilogue (scales, bias, Relu, and for convolutions a following pooling: [`run_then`]) in
+//! registers. The one module of the workspace with `unsafe` code: calls into `#[target_feature]`
+//! functions after the CPU was seen to have those features, and the `set_len` of an output its
+//! kernel wrote whole ([`gemm`]'s, the two 16-lane convolutions' in [`run_then`], [`quantize`]'s),
+//! which spares zero-filling it first (the fill was 8-10% of the int8-static digits_cnn run at
+//! batch 64).
 //!
 //! Why: through rten-gemm an int8 convolution is an im2col matrix that rten packs again on every
 //! call (its packed layout is opaque), so on digits_cnn the data movement around the product cost
@@ -179,11 +180,71 @@ pub(crate) struct Geometry {
     pub output: [usize; 2],
 }
 
-/// `out[(image * oh * ow + position) * stride + filter] = sum((x - x_zero) * w)` for the images `x`
-/// (the kernel's u8, NCHW), exact in wrapping i32, with the row `stride` ([`VnniWeights::stride`])
-/// the filters rounded up to whole register blocks (vector stores; `int8::ProductLayout::Pixels`
-/// reads it). `None` when the weights do not fit `geometry`.
+/// The convolution of the images `x` (the kernel's u8, NCHW) with `weights` (the sums exact in
+/// wrapping i32), its epilogue applied: `[n, filters, oh, ow]` f32. `None` when the weights do not
+/// fit `geometry`.
 pub(crate) fn run(x: &[u8], x_zero: u8, geometry: &Geometry, weights: &VnniWeights, epilogue: &Epilogue<'_>) -> Option<Vec<f32>> {
+    run_then(x, x_zero, geometry, weights, epilogue, None)
+}
+
+/// What a fused convolution does with each image's output planes `[filters, oh, ow]` (its
+/// pooling): appends its result to the second argument.
+pub(crate) type EachImage<'a> = &'a mut dyn FnMut(&[f32], &mut Vec<f32>);
+
+/// A fused convolution's pooling: `each` for any output, and the same pooling in registers where
+/// [`run_gathered`] can apply it.
+pub(crate) struct Pooling<'a> {
+    pub each: EachImage<'a>,
+    pub in_registers: Option<RegisterPool>,
+}
+
+/// A pooling [`run_gathered`] applies to its registers of 16 output pixels, bit for bit the
+/// pooling kernel's result, where the plane's shape fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RegisterPool {
+    /// 2x2 windows with stride 2 (`elementwise::max_pool_2x2`) on planes 8 wide and of an even
+    /// height: each register is two rows.
+    Max2x2,
+    /// The mean of each plane of 16 pixels (`elementwise::mean_rows`): each register is a plane.
+    Mean,
+}
+
+impl RegisterPool {
+    /// Whether the pooling fits planes `[oh, ow]`.
+    fn fits(self, [oh, ow]: [usize; 2]) -> bool {
+        match self {
+            RegisterPool::Max2x2 => ow == 8 && oh % 2 == 0,
+            RegisterPool::Mean => oh * ow == LANES,
+        }
+    }
+
+    /// The values kept of a plane of `outputs` pixels.
+    fn kept(pool: Option<RegisterPool>, outputs: usize) -> usize {
+        match pool {
+            None => outputs,
+            Some(RegisterPool::Max2x2) => outputs / 4,
+            Some(RegisterPool::Mean) => 1,
+        }
+    }
+}
+
+/// [`run`] followed by `pooling`, where given: in registers where [`run_gathered`] serves and the
+/// planes fit, else by `each` on every image's planes as they are written (on the two 16-lane
+/// loops, one image at a time into a buffer that stays in cache).
+///
+/// Why: digits_cnn's MaxPool and ReduceMean steps, a quarter of its int8-static run at batch 64
+/// (10.8 and 8.0 us of 76, one thread), read back the convolutions' full-size outputs in loops
+/// over rows of 8 and runs of 16; the same pooling in the registers of the epilogue stores a
+/// quarter of the first layer's output and a sixteenth of the second's, and the run went from
+/// 78.6 to 64.8 us (fp32 131.0). Pooled by `each` from the one-image buffer it took 89.7 us.
+pub(crate) fn run_then(
+    x: &[u8],
+    x_zero: u8,
+    geometry: &Geometry,
+    weights: &VnniWeights,
+    epilogue: &Epilogue<'_>,
+    pooling: Option<Pooling<'_>>,
+) -> Option<Vec<f32>> {
     let [n, c, h, w] = geometry.x;
     let [kh, kw] = weights.kernel;
     if x.len() != n * c * h * w || c != weights.channels || geometry.window.kernel != weights.source_kernel || h * w == 0 {
@@ -194,61 +255,121 @@ pub(crate) fn run(x: &[u8], x_zero: u8, geometry: &Geometry, weights: &VnniWeigh
     }
     let Window2d { strides, dilations, padding, .. } = geometry.window;
     let [oh, ow] = geometry.output;
-    let (filters, positions) = (weights.filters, oh * ow);
+    let per_image = weights.filters * oh * ow;
     let width = w + padding[1].0 + padding[1].1;
     #[cfg(target_arch = "x86_64")]
     if available() {
         // `zx * sum(w)` per filter, taken off every sum.
         let terms: Vec<i32> = weights.sums.iter().map(|&sum| i32::from(x_zero).wrapping_mul(sum)).collect();
-        if let Some(gather) = crate::kernels::Gather::new([oh, ow], strides, width) {
-            let reach = (kh - 1) * dilations[0] * width + (kw - 1) * dilations[1];
-            let input = Quads::new(x, x_zero, geometry, weights.fold, width, crate::kernels::GATHER_SPAN + reach);
-            let mut out = Vec::with_capacity(n * filters * positions);
-            // SAFETY: `run_gathered` needs AVX-512F and AVX512-VNNI, which `available` found on
-            // this CPU; everything it does besides those instructions is safe Rust.
-            #[allow(unsafe_code)]
-            unsafe {
-                run_gathered(&input, geometry, weights, &gather, &terms, epilogue, out.spare_capacity_mut())
-            };
-            // SAFETY: `run_gathered` wrote every value of `out[..n * filters * positions]`: for
-            // each image and filter, every block of 16 output pixels (`gather` has one per 16,
-            // the last one short).
-            #[allow(unsafe_code)]
-            unsafe {
-                out.set_len(n * filters * positions)
-            };
-            return Some(out);
-        }
-        if strides == [1, 1] {
-            let input = Quads::new(x, x_zero, geometry, weights.fold, width, LANES + (kw - 1) * dilations[1]);
-            let mut out = Vec::with_capacity(n * filters * positions);
-            // SAFETY: `run_planes` needs AVX-512F and AVX512-VNNI, which `available` found on this
-            // CPU; everything it does besides those instructions is safe Rust.
-            #[allow(unsafe_code)]
-            unsafe {
-                run_planes(&input, geometry, weights, &terms, epilogue, out.spare_capacity_mut())
-            };
-            // SAFETY: `run_planes` wrote every value of `out[..n * filters * positions]`: for
-            // each image and filter, the real lanes of every register of the plane, `ow` in each
-            // of the `oh` rows.
-            #[allow(unsafe_code)]
-            unsafe {
-                out.set_len(n * filters * positions)
-            };
-            return Some(out);
-        }
-        let input = Quads::new(x, x_zero, geometry, weights.fold, width + MAX_PIXELS * strides[1], 0);
-        let mut sums = vec![0i32; weights.stride() * n * positions];
-        // SAFETY: as above, for `run_avx512`.
-        #[allow(unsafe_code)]
-        unsafe {
-            run_avx512(&input, geometry, weights, &mut sums)
+        let (lanes, slack) = match crate::kernels::Gather::new([oh, ow], strides, width) {
+            Some(gather) => {
+                let reach = (kh - 1) * dilations[0] * width + (kw - 1) * dilations[1];
+                (Lanes::Gathered(gather), crate::kernels::GATHER_SPAN + reach)
+            }
+            None if strides == [1, 1] => (Lanes::Planes, LANES + (kw - 1) * dilations[1]),
+            None => {
+                let input = Quads::new(x, x_zero, geometry, weights.fold, width + MAX_PIXELS * strides[1], 0);
+                let mut sums = vec![0i32; weights.stride() * n * oh * ow];
+                // SAFETY: `run_avx512` needs AVX-512F and AVX512-VNNI, which `available` found on
+                // this CPU; everything it does besides those instructions is safe Rust.
+                #[allow(unsafe_code)]
+                unsafe {
+                    run_avx512(&input, geometry, weights, &mut sums)
+                };
+                subtract_zero_terms(&mut sums, &terms, weights.stride());
+                let layout = ProductLayout::Pixels { filters: weights.filters, stride: weights.stride(), positions: oh * ow };
+                let out = int8::dequantize(&sums, layout, epilogue.multipliers, epilogue.bias, epilogue.activation);
+                return Some(match pooling {
+                    None => out,
+                    Some(Pooling { each, .. }) => {
+                        let mut pooled = Vec::new();
+                        out.chunks_exact(per_image).for_each(|planes| each(planes, &mut pooled));
+                        pooled
+                    }
+                });
+            }
         };
-        subtract_zero_terms(&mut sums, &terms, weights.stride());
-        let layout = ProductLayout::Pixels { filters, stride: weights.stride(), positions };
-        return Some(int8::dequantize(&sums, layout, epilogue.multipliers, epilogue.bias, epilogue.activation));
+        let input = Quads::new(x, x_zero, geometry, weights.fold, width, slack);
+        let call = Call { input: &input, geometry, weights, terms: &terms, epilogue };
+        let written = |images: std::ops::Range<usize>, pool: Option<RegisterPool>, out: &mut Vec<f32>| {
+            let count = images.len() * weights.filters * RegisterPool::kept(pool, oh * ow);
+            out.clear();
+            out.reserve(count);
+            lanes.write(&call, images.clone(), pool, out.spare_capacity_mut());
+            // SAFETY: `Lanes::write` wrote every value of `out[..count]`, the planes of those
+            // images or what `pool` keeps of them (see its documentation).
+            #[allow(unsafe_code)]
+            unsafe {
+                out.set_len(count)
+            };
+        };
+        let mut out = Vec::new();
+        match pooling {
+            None => written(0..n, None, &mut out),
+            Some(Pooling { in_registers: Some(pool), .. }) if matches!(lanes, Lanes::Gathered(_)) && pool.fits([oh, ow]) => {
+                written(0..n, Some(pool), &mut out)
+            }
+            Some(Pooling { each, .. }) => {
+                let mut planes = Vec::new();
+                for image in 0..n {
+                    written(image..image + 1, None, &mut planes);
+                    each(&planes, &mut out);
+                }
+            }
+        }
+        return Some(out);
     }
     None
+}
+
+/// One call's operands for the 16-lane loops.
+#[cfg(target_arch = "x86_64")]
+struct Call<'a> {
+    input: &'a Quads,
+    geometry: &'a Geometry,
+    weights: &'a VnniWeights,
+    terms: &'a [i32],
+    epilogue: &'a Epilogue<'a>,
+}
+
+/// What the 16 lanes of a register hold in the convolutions that write NCHW directly. Made only
+/// where `available` found AVX-512F and AVX512-VNNI.
+#[cfg(target_arch = "x86_64")]
+enum Lanes {
+    /// 16 output pixels, gathered ([`run_gathered`]).
+    Gathered(crate::kernels::Gather),
+    /// 16 positions of the padded rows ([`run_planes`]).
+    Planes,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes {
+    /// Writes every value of `out[..images.len() * filters * kept]`: the planes of `images`,
+    /// NCHW, the epilogue applied, or with `pool` (which must fit the planes, on `Gathered`) the
+    /// `kept` values of each plane that it keeps ([`RegisterPool::kept`]).
+    fn write(&self, call: &Call<'_>, images: std::ops::Range<usize>, pool: Option<RegisterPool>, out: &mut [MaybeUninit<f32>]) {
+        let Call { geometry, weights, .. } = *call;
+        let per_image = weights.filters * RegisterPool::kept(pool, geometry.output[0] * geometry.output[1]);
+        assert!(images.end <= geometry.x[0] && out.len() >= images.len() * per_image, "the output does not hold the images");
+        let fits = match (self, pool) {
+            (_, None) => true,
+            (Lanes::Gathered(_), Some(pool)) => pool.fits(geometry.output),
+            (Lanes::Planes, Some(_)) => false,
+        };
+        assert!(fits, "the pooling does not fit the planes");
+        match self {
+            // SAFETY: both loops need AVX-512F and AVX512-VNNI, which `available` found on this
+            // CPU before any `Lanes` was made; everything they do besides those instructions is
+            // safe Rust. Each writes every value of its images' planes: `run_gathered` every block
+            // of 16 output pixels (`gather` has one per 16, the last one short) of each filter,
+            // `run_planes` the real lanes of every register of each plane, `ow` in each of the
+            // `oh` rows.
+            #[allow(unsafe_code)]
+            Lanes::Gathered(gather) => unsafe { run_gathered(call, gather, images, pool, out) },
+            #[allow(unsafe_code)]
+            Lanes::Planes => unsafe { run_planes(call, images, out) },
+        }
+    }
 }
 
 /// What follows the integer sums: `sum * multiplier[filter] + bias[filter]`, then the activation,
@@ -402,16 +523,9 @@ fn subtract_zero_terms(out: &mut [i32], terms: &[i32], stride: usize) {
 /// at batch 8 (perf).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vnni")]
-fn run_planes(
-    input: &Quads,
-    geometry: &Geometry,
-    weights: &VnniWeights,
-    terms: &[i32],
-    epilogue: &Epilogue<'_>,
-    out: &mut [MaybeUninit<f32>],
-) {
+fn run_planes(call: &Call<'_>, images: std::ops::Range<usize>, out: &mut [MaybeUninit<f32>]) {
     use std::arch::x86_64::*;
-    let [n, ..] = geometry.x;
+    let Call { input, geometry, weights, terms, epilogue } = *call;
     let [oh, ow] = geometry.output;
     let dilations = geometry.window.dilations;
     let [kh, kw] = weights.kernel;
@@ -420,7 +534,8 @@ fn run_planes(
     // Which lanes of the register starting at each position hold output pixels.
     let masks = crate::kernels::plane_masks(positions, pitch, ow);
     let relu = matches!(epilogue.activation, Some(Activation::Relu));
-    for image in 0..n {
+    let first_image = images.start;
+    for image in images {
         let planes = &input.values[image * input.quads * input.plane..][..input.quads * input.plane];
         for first in (0..padded).step_by(LANES) {
             let mut written = 0;
@@ -448,7 +563,7 @@ fn run_planes(
                     let value = finish(sum, term, multiplier, bias, relu);
                     let lanes: [f32; LANES] = pulp::cast(_mm512_maskz_compress_ps(mask, value));
                     crate::kernels::store_compressed(
-                        &mut out[(image * filters + filter) * outputs..][..outputs],
+                        &mut out[((image - first_image) * filters + filter) * outputs..][..outputs],
                         written,
                         count,
                         lanes.map(MaybeUninit::new),
@@ -467,27 +582,30 @@ fn run_planes(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vnni")]
 fn run_gathered(
-    input: &Quads,
-    geometry: &Geometry,
-    weights: &VnniWeights,
+    call: &Call<'_>,
     gather: &crate::kernels::Gather,
-    terms: &[i32],
-    epilogue: &Epilogue<'_>,
+    images: std::ops::Range<usize>,
+    pool: Option<RegisterPool>,
     out: &mut [MaybeUninit<f32>],
 ) {
     use std::arch::x86_64::*;
+    let Call { input, geometry, weights, terms, epilogue } = *call;
     const SPAN: usize = crate::kernels::GATHER_SPAN;
-    let [n, ..] = geometry.x;
+    // The sum of no values as `mean_rows` computes it (Rust's f32 sum starts at -0.0).
+    let empty_sum: f32 = [0.0f32; 0].iter().sum();
     let [oh, ow] = geometry.output;
     let dilations = geometry.window.dilations;
     let [kh, kw] = weights.kernel;
     let (taps, filters, padded) = (kh * kw, weights.filters, weights.filters.next_multiple_of(LANES));
     let pitch = input.stride;
     let outputs = oh * ow;
+    // The values kept of each plane.
+    let kept = RegisterPool::kept(pool, outputs);
     let tap_offsets: Vec<usize> =
         (0..kh).flat_map(|ky| (0..kw).map(move |kx| ky * dilations[0] * pitch + kx * dilations[1])).collect();
     let relu = matches!(epilogue.activation, Some(Activation::Relu));
-    for image in 0..n {
+    let first_image = images.start;
+    for image in images {
         let planes = &input.values[image * input.quads * input.plane..][..input.quads * input.plane];
         for first in (0..padded).step_by(LANES) {
             for (block, (&start, lanes)) in gather.starts.iter().zip(&gather.lanes).enumerate() {
@@ -513,13 +631,38 @@ fn run_gathered(
                     let bias = epilogue.bias.map(|bias| _mm512_set1_ps(bias[filter]));
                     let (term, multiplier) = (_mm512_set1_epi32(terms[filter]), _mm512_set1_ps(epilogue.multipliers[filter]));
                     let value = finish(sum, term, multiplier, bias, relu);
-                    let plane = &mut out[(image * filters + filter) * outputs..][..outputs];
-                    crate::kernels::store_compressed(
-                        plane,
-                        written,
-                        count,
-                        pulp::cast::<_, [f32; LANES]>(value).map(MaybeUninit::new),
-                    );
+                    let plane = &mut out[((image - first_image) * filters + filter) * kept..][..kept];
+                    match pool {
+                        None => crate::kernels::store_compressed(
+                            plane,
+                            written,
+                            count,
+                            pulp::cast::<_, [f32; LANES]>(value).map(MaybeUninit::new),
+                        ),
+                        Some(RegisterPool::Max2x2) => {
+                            // `elementwise::max_pool_2x2`'s operations: each column's
+                            // `larger(larger(-inf, top), bottom)`, then each pair's `larger(left,
+                            // right)`, where `larger(best, value)` is `maxps(value, best)` (the
+                            // second operand when the first is not greater, NaN included).
+                            let top = _mm512_max_ps(value, _mm512_set1_ps(f32::NEG_INFINITY));
+                            let bottom = _mm512_shuffle_f32x4::<0b01_00_11_10>(value, value);
+                            let vertical = _mm512_max_ps(bottom, top);
+                            let right = _mm512_permute_ps::<0b10_11_00_01>(vertical);
+                            let pooled = _mm512_maskz_compress_ps(0x55, _mm512_max_ps(right, vertical));
+                            let lanes = pulp::cast::<_, [f32; LANES]>(pooled).map(MaybeUninit::new);
+                            crate::kernels::store_compressed(plane, block * 4, 4, lanes);
+                        }
+                        Some(RegisterPool::Mean) => {
+                            // `elementwise::mean_rows`'s operations on a run of 16: eight sums
+                            // `(0 + x[j]) + x[8 + j]`, added pairwise, plus the empty tail's sum.
+                            let high = _mm512_shuffle_f32x4::<0b01_00_11_10>(value, value);
+                            let sums = _mm512_add_ps(_mm512_add_ps(_mm512_setzero_ps(), value), high);
+                            let pairs = _mm512_add_ps(sums, _mm512_permute_ps::<0b10_11_00_01>(sums));
+                            let quads = _mm512_add_ps(pairs, _mm512_permute_ps::<0b01_00_11_10>(pairs));
+                            let lanes: [f32; LANES] = pulp::cast(quads);
+                            plane[0] = MaybeUninit::new(((lanes[0] + lanes[4]) + empty_sum) / LANES as f32);
+                        }
+                    }
                 }
             }
         }
