@@ -18,7 +18,7 @@ use rten_gemm::{BiasVector, GemmInputA, GemmInputB};
 
 use crate::broadcast::{arithmetic, broadcast_shape, Arithmetic};
 use crate::kernels::gemm::{self as kernel, ConstantBias, ConstantRhs};
-use crate::kernels::small_gemm::{small_gemm, SmallProduct, SMALL_PRODUCT};
+use crate::kernels::small_gemm::{small_gemm, small_gemms, SmallProduct, SMALL_PRODUCT};
 use crate::kernels::{self, activate_burn, Activation, Strided};
 use crate::ops::{Inputs, NodeContext, OpError, Operator};
 use crate::value::{with_rank, Value};
@@ -154,6 +154,16 @@ impl MatMul {
             let chunk = m * n;
             if rayon::current_num_threads() > 1 && batch > 1 && batch * m * n * k >= PARALLEL_BATCH_WORK {
                 out.par_chunks_mut(chunk).enumerate().try_for_each(product)?;
+            } else if small {
+                small_gemms(&mut out, batch, |t| SmallProduct {
+                    a: &a_values[a_offsets[t]..],
+                    a_strides,
+                    b: &b_values[b_offsets[t]..],
+                    b_strides,
+                    dims: [m, k, n],
+                    bias: self.bias.as_ref().map(|bias| &bias.0[..]),
+                    activation: self.activation,
+                });
             } else {
                 out.chunks_mut(chunk).enumerate().try_for_each(product)?;
             }
