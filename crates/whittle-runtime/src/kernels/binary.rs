@@ -62,12 +62,32 @@ fn apply(
     small: &Contiguous,
     period: usize,
     shape: &[usize],
-    f: impl Fn(f32, f32) -> f32,
+    f: impl Fn(f32, f32) -> f32 + Copy,
 ) -> Result<Value, OpError> {
     kernels::map_tensor_in_place(big, shape, |values| combine_in_place(values, small, period, f))
 }
 
-fn combine_in_place(values: &mut [f32], small: &[f32], period: usize, f: impl Fn(f32, f32) -> f32) {
+/// `values[i] = f(values[i], small[i % period])`, compiled for the widest vectors the CPU has
+/// (pulp's dispatch, as `activation::map_interleaved`) instead of the baseline's 4 SSE2 lanes.
+/// transformer_tiny at batch 64, one thread: its 4 Div steps 0.127 -> 0.118 ms, 7 Adds 0.067 ->
+/// 0.062, 4 Muls 0.052 -> 0.049. Division stays the costly one (its `x / sqrt 2` of 131k values is
+/// five times an Add of as many): `vdivps` does about as many values a cycle at every width.
+/// IEEE operations give the same results at every width.
+fn combine_in_place(values: &mut [f32], small: &[f32], period: usize, f: impl Fn(f32, f32) -> f32 + Copy) {
+    struct Combine<'a, F>(&'a mut [f32], &'a [f32], usize, F);
+    impl<F: Fn(f32, f32) -> f32 + Copy> pulp::WithSimd for Combine<'_, F> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _simd: S) {
+            let Combine(values, small, period, f) = self;
+            combine(values, small, period, f);
+        }
+    }
+    pulp::Arch::new().dispatch(Combine(values, small, period, f));
+}
+
+#[inline(always)]
+fn combine(values: &mut [f32], small: &[f32], period: usize, f: impl Fn(f32, f32) -> f32) {
     match (period, small) {
         (_, []) => {}
         (1, &[y]) => values.iter_mut().for_each(|x| *x = f(*x, y)),
