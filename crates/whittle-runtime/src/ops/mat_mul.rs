@@ -133,18 +133,19 @@ impl MatMul {
             };
             let (a_strides, b_strides) = (matrix_strides(&a_view), matrix_strides(&b_view));
             let (a_values, b_values) = (a_view.values(), b_view.values());
+            // Batch entry t's product on the small-product kernel.
+            let small_product = |t: usize| SmallProduct {
+                a: &a_values[a_offsets[t]..],
+                a_strides,
+                b: &b_values[b_offsets[t]..],
+                b_strides,
+                dims: [m, k, n],
+                bias: self.bias.as_ref().map(|bias| &bias.0[..]),
+                activation: self.activation,
+            };
             let product = |(t, out): (usize, &mut [f32])| {
                 if small {
-                    let product = SmallProduct {
-                        a: &a_values[a_offsets[t]..],
-                        a_strides,
-                        b: &b_values[b_offsets[t]..],
-                        b_strides,
-                        dims: [m, k, n],
-                        bias: self.bias.as_ref().map(|bias| &bias.0[..]),
-                        activation: self.activation,
-                    };
-                    small_gemm(out, &product);
+                    small_gemm(out, &small_product(t));
                     return Ok(());
                 }
                 let a_matrix = GemmInputA::Unpacked(kernel::strided_matrix(&a_values[a_offsets[t]..], m, k, a_strides)?);
@@ -155,15 +156,7 @@ impl MatMul {
             if rayon::current_num_threads() > 1 && batch > 1 && batch * m * n * k >= PARALLEL_BATCH_WORK {
                 out.par_chunks_mut(chunk).enumerate().try_for_each(product)?;
             } else if small {
-                small_gemms(&mut out, batch, |t| SmallProduct {
-                    a: &a_values[a_offsets[t]..],
-                    a_strides,
-                    b: &b_values[b_offsets[t]..],
-                    b_strides,
-                    dims: [m, k, n],
-                    bias: self.bias.as_ref().map(|bias| &bias.0[..]),
-                    activation: self.activation,
-                });
+                small_gemms(&mut out, batch, small_product);
             } else {
                 out.chunks_mut(chunk).enumerate().try_for_each(product)?;
             }
